@@ -1,0 +1,114 @@
+//! The administration commands: `migrate` and `user …`. They open the same database as the
+//! server (safe while it runs) and print their results for operators.
+
+use uuid::Uuid;
+
+use crate::auth::password;
+use crate::config::UserCommand;
+use crate::domain::Role;
+use crate::store::{self, DatabaseUrl, NewUser};
+
+pub async fn migrate(database: &DatabaseUrl) -> anyhow::Result<()> {
+    let store = store::open(database).await?;
+    store.close().await;
+    println!("The database is at the latest schema.");
+    Ok(())
+}
+
+pub async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            db,
+            domain,
+            username,
+            role,
+            user_id,
+            password,
+        } => {
+            let user_id = match (role, user_id) {
+                (Role::Technician, None) => anyhow::bail!(
+                    "a technician needs --user-id: the user_id of their rows in job_dispatch_log"
+                ),
+                (Role::Technician, Some(id)) if id.is_nil() => {
+                    anyhow::bail!("--user-id must not be all zeros")
+                }
+                (_, id) => id.unwrap_or(Uuid::nil()),
+            };
+            let (password, generated) = match password {
+                Some(p) if !p.is_empty() => (p, false),
+                _ => (password::generate(), true),
+            };
+            let store = store::open(&db.database).await?;
+            let created = store
+                .add_user(NewUser {
+                    domain: domain.clone(),
+                    username: username.clone(),
+                    password_hash: password::hash(&password),
+                    role,
+                    user_id,
+                })
+                .await;
+            store.close().await;
+            if !created? {
+                anyhow::bail!("user {username}@{domain} already exists");
+            }
+            println!("Added {role} {username}@{domain}.");
+            if generated {
+                println!("Password: {password}");
+            }
+            Ok(())
+        }
+        UserCommand::List { db, domain } => {
+            let store = store::open(&db.database).await?;
+            let users = store.list_users(domain.as_deref()).await;
+            store.close().await;
+            for u in users? {
+                let linked = if u.role == Role::Technician {
+                    format!(" user_id={}", u.user_id)
+                } else {
+                    String::new()
+                };
+                println!("{}@{}\t{}{linked}", u.username, u.domain, u.role);
+            }
+            Ok(())
+        }
+        UserCommand::Remove {
+            db,
+            domain,
+            username,
+        } => {
+            let store = store::open(&db.database).await?;
+            let removed = store.remove_user(&domain, &username).await;
+            store.close().await;
+            if !removed? {
+                anyhow::bail!("no user {username}@{domain}");
+            }
+            println!("Removed {username}@{domain}.");
+            Ok(())
+        }
+        UserCommand::Passwd {
+            db,
+            domain,
+            username,
+            password,
+        } => {
+            let (password, generated) = match password {
+                Some(p) if !p.is_empty() => (p, false),
+                _ => (password::generate(), true),
+            };
+            let store = store::open(&db.database).await?;
+            let changed = store
+                .set_password(&domain, &username, &password::hash(&password))
+                .await;
+            store.close().await;
+            if !changed? {
+                anyhow::bail!("no user {username}@{domain}");
+            }
+            println!("Changed the password of {username}@{domain}.");
+            if generated {
+                println!("Password: {password}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Who is calling: the original's Basic `username:password@domain` login, password hashing,
+//! the verified-credentials cache and the failed-login limiter.
+//!
+//! Argon2id is deliberately slow (tens of milliseconds), and the original's clients send the
+//! password with every request, so a successful verification is remembered: by a salted SHA-256
+//! of the credentials together with the stored hash it was checked against. Changing or removing
+//! a password changes or removes the stored hash, which invalidates the entry at once.
+
+pub mod password;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::Role;
+use crate::error::ApiError;
+use crate::store::{LoginRecord, NewUser, Store, TenantId};
+
+/// Verified credentials remembered at most; the cache is emptied when full.
+const MAX_CACHED_LOGINS: usize = 10_000;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub domain: String,
+    pub username: String,
+    pub role: Role,
+    /// The technician's `user_id` (all zeros for other roles).
+    pub user_id: Uuid,
+}
+
+impl From<&LoginRecord> for Principal {
+    fn from(l: &LoginRecord) -> Self {
+        Principal {
+            tenant_id: l.tenant_id,
+            domain: l.domain.clone(),
+            username: l.username.clone(),
+            role: l.role,
+            user_id: l.user_id,
+        }
+    }
+}
+
+/// `username:password@domain`, as in the original's Basic scheme and `DISPATCHLOG_ADMIN`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    pub username: String,
+    pub password: String,
+    pub domain: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::str::FromStr for Login {
+    type Err = String;
+
+    /// Splits on the last `@` (the domain), then on the first `:` (so passwords may hold `:`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (user_pass, domain) = s
+            .rsplit_once('@')
+            .ok_or("expected username:password@domain (no '@domain')")?;
+        let (username, password) = user_pass
+            .split_once(':')
+            .ok_or("expected username:password@domain (no ':password')")?;
+        if username.is_empty() || domain.is_empty() || password.is_empty() {
+            return Err("expected username:password@domain (a part is empty)".into());
+        }
+        Ok(Login {
+            username: username.to_string(),
+            password: password.to_string(),
+            domain: domain.to_string(),
+        })
+    }
+}
+
+/// Reads `Authorization: Basic …`; None when absent or malformed.
+pub fn basic_login(header: &str) -> Option<Login> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .ok()?;
+    String::from_utf8(decoded).ok()?.parse().ok()
+}
+
+/// Counts failed logins per client address within a window.
+#[derive(Debug)]
+pub struct FailureLimiter {
+    limit: u32,
+    window: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl FailureLimiter {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        FailureLimiter {
+            limit,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds to wait, when this address has failed too often.
+    pub fn blocked_for(&self, client: IpAddr) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (count, since) = failures.get(&client)?;
+        let elapsed = since.elapsed();
+        (*count >= self.limit && elapsed < self.window)
+            .then(|| (self.window - elapsed).as_secs().max(1))
+    }
+
+    pub fn record_failure(&self, client: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > 100_000 {
+            let window = self.window;
+            failures.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+/// Checks credentials against the store.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    salt: [u8; 32],
+    verified: Mutex<HashMap<[u8; 32], String>>,
+    limiter: FailureLimiter,
+    /// Verified when the user does not exist, so that the answer takes as long either way.
+    decoy_hash: String,
+}
+
+impl Authenticator {
+    pub fn new(store: Arc<dyn Store>, limiter: FailureLimiter) -> Self {
+        Authenticator {
+            store,
+            salt: rand::random(),
+            verified: Mutex::new(HashMap::new()),
+            limiter,
+            decoy_hash: password::hash(&Uuid::new_v4().to_string()),
+        }
+    }
+
+    fn cache_key(&self, login: &Login) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        for part in [&login.domain, &login.username, &login.password] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// The caller behind an `Authorization` header, or the 401/429 to answer.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client: IpAddr,
+    ) -> Result<Principal, ApiError> {
+        if let Some(retry_after_secs) = self.limiter.blocked_for(client) {
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        let login = authorization.and_then(basic_login);
+        let Some(login) = login else {
+            if authorization.is_some() {
+                self.limiter.record_failure(client);
+            }
+            return Err(ApiError::Unauthorized);
+        };
+        let record = self
+            .store
+            .find_login(&login.domain, &login.username)
+            .await?;
+        let key = self.cache_key(&login);
+        if let Some(record) = &record {
+            let cached = self
+                .verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .is_some_and(|hash| *hash == record.password_hash);
+            if cached {
+                return Ok(Principal::from(record));
+            }
+        }
+        let hash = record
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| self.decoy_hash.clone());
+        let password = login.password.clone();
+        let matches = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        match record {
+            Some(record) if matches => {
+                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+                if verified.len() >= MAX_CACHED_LOGINS {
+                    verified.clear();
+                }
+                verified.insert(key, record.password_hash.clone());
+                Ok(Principal::from(&record))
+            }
+            _ => {
+                self.limiter.record_failure(client);
+                Err(ApiError::Unauthorized)
+            }
+        }
+    }
+}
+
+/// What start-up did about the first user.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// `DISPATCHLOG_ADMIN` named an admin that now exists with that password.
+    Ensured,
+    /// No user existed: `admin@default` was created with this password.
+    Generated { password: String },
+    /// Users exist and no admin was named.
+    Nothing,
+}
+
+/// Makes sure the named admin exists (idempotent), or creates `admin@default` when the
+/// database has no user at all.
+pub async fn bootstrap(store: &dyn Store, admin: Option<&Login>) -> anyhow::Result<Bootstrap> {
+    if let Some(admin) = admin {
+        let existing = store.find_login(&admin.domain, &admin.username).await?;
+        match existing {
+            Some(record) if password::verify(&admin.password, &record.password_hash) => {}
+            Some(_) => {
+                store
+                    .set_password(
+                        &admin.domain,
+                        &admin.username,
+                        &password::hash(&admin.password),
+                    )
+                    .await?;
+            }
+            None => {
+                store
+                    .add_user(NewUser {
+                        domain: admin.domain.clone(),
+                        username: admin.username.clone(),
+                        password_hash: password::hash(&admin.password),
+                        role: Role::Admin,
+                        user_id: Uuid::nil(),
+                    })
+                    .await?;
+            }
+        }
+        return Ok(Bootstrap::Ensured);
+    }
+    if store.count_users().await? > 0 {
+        return Ok(Bootstrap::Nothing);
+    }
+    let password = password::generate();
+    store
+        .add_user(NewUser {
+            domain: "default".into(),
+            username: "admin".into(),
+            password_hash: password::hash(&password),
+            role: Role::Admin,
+            user_id: Uuid::nil(),
+        })
+        .await?;
+    Ok(Bootstrap::Generated { password })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_domain_is_after_the_last_at_and_the_password_after_the_first_colon() {
+        let l: Login = "jo@field:pa:ss@w0rd@acme.example".parse().unwrap();
+        assert_eq!(l.username, "jo@field");
+        assert_eq!(l.password, "pa:ss@w0rd");
+        assert_eq!(l.domain, "acme.example");
+        assert!("nodomain:pw".parse::<Login>().is_err());
+        assert!("user@domain".parse::<Login>().is_err());
+    }
+
+    #[test]
+    fn basic_headers_decode() {
+        let value = base64::engine::general_purpose::STANDARD.encode("jo:pw@acme");
+        let l = basic_login(&format!("Basic {value}")).unwrap();
+        assert_eq!((l.username.as_str(), l.domain.as_str()), ("jo", "acme"));
+        assert!(basic_login("Bearer abc").is_none());
+        assert!(basic_login("Basic !!!").is_none());
+    }
+
+    #[test]
+    fn the_limiter_blocks_after_the_limit() {
+        let limiter = FailureLimiter::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            assert_eq!(limiter.blocked_for(ip), None);
+            limiter.record_failure(ip);
+        }
+        assert!(limiter.blocked_for(ip).is_some());
+        assert_eq!(limiter.blocked_for("10.0.0.2".parse().unwrap()), None);
+    }
+}

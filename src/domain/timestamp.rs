@@ -1,0 +1,273 @@
+//! UTC date-times at the original platform's precision (100 ns ticks).
+//!
+//! The original stores `datetime2(7)`; clients round-trip values with seven fraction digits and
+//! expect them back unchanged, so the service keeps ticks, not microseconds.
+
+use std::fmt::Write as _;
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+/// Ticks of 100 ns per second.
+const TICKS_PER_SECOND: i64 = 10_000_000;
+
+/// A UTC instant counted in 100 ns ticks since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+/// Why a date-time text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    #[error("is not an ISO 8601 date-time (expected e.g. 2026-01-11T21:02:31.7932294+00:00)")]
+    Syntax,
+    #[error("is outside the accepted range (years 1753 to 9999)")]
+    OutOfRange,
+}
+
+impl Timestamp {
+    /// 1753-01-01T00:00:00Z, the earliest accepted instant.
+    pub const MIN: Timestamp = Timestamp(-6_847_804_800 * TICKS_PER_SECOND);
+    /// 9999-12-31T23:59:59.9999999Z, the latest accepted instant.
+    pub const MAX: Timestamp = Timestamp(253_402_300_800 * TICKS_PER_SECOND - 1);
+    /// 1980-01-01T00:00:00Z: the original's "not set" value for `date_proceeded`.
+    pub const UNSET_PROCEEDED: Timestamp = Timestamp(315_532_800 * TICKS_PER_SECOND);
+
+    pub fn from_ticks(ticks: i64) -> Self {
+        Timestamp(ticks)
+    }
+
+    pub fn ticks(self) -> i64 {
+        self.0
+    }
+
+    /// The server clock.
+    pub fn now() -> Self {
+        let now = OffsetDateTime::now_utc();
+        Timestamp((now.unix_timestamp_nanos() / 100) as i64)
+    }
+
+    /// The next tick.
+    pub fn succ(self) -> Self {
+        Timestamp(self.0 + 1)
+    }
+
+    fn to_datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 100)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    fn fraction_ticks(self) -> i64 {
+        self.0.rem_euclid(TICKS_PER_SECOND)
+    }
+
+    /// JSON form, as the original writes it: `2026-01-11T21:02:31.7932294+00:00`.
+    pub fn to_json_string(self) -> String {
+        let mut out = String::with_capacity(33);
+        self.write_json(&mut out);
+        out
+    }
+
+    pub fn write_json(self, out: &mut String) {
+        let dt = self.to_datetime();
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+            dt.year(),
+            dt.month() as u8,
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            self.fraction_ticks()
+        );
+    }
+
+    /// XML form, as the original writes it: `2026-01-11T21:02:31.793Z` (milliseconds, truncated).
+    pub fn to_xml_string(self) -> String {
+        let dt = self.to_datetime();
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month() as u8,
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            self.fraction_ticks() / 10_000
+        )
+    }
+
+    /// Reads any RFC 3339 / ISO 8601 form: date only, or date and time (`T` or a space between),
+    /// 0 to 7 fraction digits, and `Z`, an offset (`+02:00`, `+0200`, `+02`) or no zone (UTC).
+    pub fn parse(text: &str) -> Result<Self, DateError> {
+        let s = text.trim().as_bytes();
+        let mut p = Cursor { s, i: 0 };
+        let year = p.digits(4)? as i32;
+        p.expect(b'-')?;
+        let month = p.digits(2)? as u8;
+        p.expect(b'-')?;
+        let day = p.digits(2)? as u8;
+        let month = Month::try_from(month).map_err(|_| DateError::Syntax)?;
+        let date = Date::from_calendar_date(year, month, day).map_err(|_| DateError::Syntax)?;
+        let mut time = Time::MIDNIGHT;
+        let mut fraction: i64 = 0;
+        let mut offset = UtcOffset::UTC;
+        if p.peek().is_some() {
+            match p.next() {
+                Some(b'T') | Some(b't') | Some(b' ') => {}
+                _ => return Err(DateError::Syntax),
+            }
+            let hour = p.digits(2)? as u8;
+            p.expect(b':')?;
+            let minute = p.digits(2)? as u8;
+            let second = if p.peek() == Some(b':') {
+                p.next();
+                p.digits(2)? as u8
+            } else {
+                0
+            };
+            if matches!(p.peek(), Some(b'.') | Some(b',')) {
+                p.next();
+                let start = p.i;
+                while matches!(p.peek(), Some(b'0'..=b'9')) {
+                    p.next();
+                }
+                let digits = &s[start..p.i];
+                if digits.is_empty() || digits.len() > 7 {
+                    return Err(DateError::Syntax);
+                }
+                for d in digits {
+                    fraction = fraction * 10 + i64::from(d - b'0');
+                }
+                fraction *= 10_i64.pow(7 - digits.len() as u32);
+            }
+            time = Time::from_hms(hour, minute, second).map_err(|_| DateError::Syntax)?;
+            match p.next() {
+                None => {}
+                Some(b'Z') | Some(b'z') => {}
+                Some(sign @ (b'+' | b'-')) => {
+                    let oh = p.digits(2)? as i8;
+                    let om = match p.peek() {
+                        Some(b':') => {
+                            p.next();
+                            p.digits(2)? as i8
+                        }
+                        Some(b'0'..=b'9') => p.digits(2)? as i8,
+                        _ => 0,
+                    };
+                    let (oh, om) = if sign == b'-' { (-oh, -om) } else { (oh, om) };
+                    offset = UtcOffset::from_hms(oh, om, 0).map_err(|_| DateError::Syntax)?;
+                }
+                Some(_) => return Err(DateError::Syntax),
+            }
+            if p.peek().is_some() {
+                return Err(DateError::Syntax);
+            }
+        }
+        let local = PrimitiveDateTime::new(date, time).assume_offset(offset);
+        let ticks = local.unix_timestamp() * TICKS_PER_SECOND + fraction;
+        let ts = Timestamp(ticks);
+        if ts < Timestamp::MIN || ts > Timestamp::MAX {
+            return Err(DateError::OutOfRange);
+        }
+        Ok(ts)
+    }
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek();
+        if c.is_some() {
+            self.i += 1;
+        }
+        c
+    }
+    fn expect(&mut self, c: u8) -> Result<(), DateError> {
+        if self.next() == Some(c) {
+            Ok(())
+        } else {
+            Err(DateError::Syntax)
+        }
+    }
+    fn digits(&mut self, n: usize) -> Result<u32, DateError> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            match self.next() {
+                Some(d @ b'0'..=b'9') => v = v * 10 + u32::from(d - b'0'),
+                _ => return Err(DateError::Syntax),
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seven_digits_round_trip_exactly() {
+        let t = Timestamp::parse("2026-01-11T21:02:31.7932294+00:00").unwrap();
+        assert_eq!(t.to_json_string(), "2026-01-11T21:02:31.7932294+00:00");
+        assert_eq!(t.to_xml_string(), "2026-01-11T21:02:31.793Z");
+    }
+
+    #[test]
+    fn offsets_and_missing_zones_are_understood() {
+        let z = Timestamp::parse("2026-01-11T21:02:31Z").unwrap();
+        assert_eq!(Timestamp::parse("2026-01-11T23:02:31+02:00").unwrap(), z);
+        assert_eq!(Timestamp::parse("2026-01-11T16:02:31-0500").unwrap(), z);
+        assert_eq!(Timestamp::parse("2026-01-11T21:02:31").unwrap(), z);
+        assert_eq!(Timestamp::parse("2026-01-11 21:02:31").unwrap(), z);
+        assert_eq!(
+            Timestamp::parse("2026-01-11").unwrap().to_json_string(),
+            "2026-01-11T00:00:00.0000000+00:00"
+        );
+    }
+
+    #[test]
+    fn the_range_is_1753_to_9999() {
+        assert_eq!(
+            Timestamp::parse("1753-01-01T00:00:00Z").unwrap(),
+            Timestamp::MIN
+        );
+        assert_eq!(
+            Timestamp::parse("9999-12-31T23:59:59.9999999Z").unwrap(),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            Timestamp::parse("1752-12-31T23:59:59Z"),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::MIN.to_json_string(),
+            "1753-01-01T00:00:00.0000000+00:00"
+        );
+        assert_eq!(
+            Timestamp::UNSET_PROCEEDED.to_json_string(),
+            "1980-01-01T00:00:00.0000000+00:00"
+        );
+    }
+
+    #[test]
+    fn malformed_texts_are_refused() {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30T00:00:00Z",
+            "2026-01-11T25:00:00Z",
+            "2026-01-11T21:02:31.12345678Z",
+            "2026-01-11T21:02:31.Z",
+            "2026-01-11T21:02:31Zjunk",
+        ] {
+            assert_eq!(Timestamp::parse(bad), Err(DateError::Syntax), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The HTTP API: the router, shared state, and the middleware that renders every error as a
+//! problem document in the negotiated format. One file per action.
+
+mod delete;
+pub mod extract;
+mod get;
+mod health;
+mod put;
+pub mod respond;
+mod save;
+mod save_multiple;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Authenticator;
+use crate::error::{ApiError, PendingProblem};
+use crate::store::Store;
+use crate::wire::{self, DecodeError, Negotiated};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    let rows = get(get::get_job_dispatch_log)
+        .put(put::put_job_dispatch_log)
+        .delete(delete::delete_job_dispatch_log);
+    Router::new()
+        .route("/health", get(health::health))
+        .route(
+            "/api/JobDispatchLog/Save",
+            post(save::save_job_dispatch_log),
+        )
+        .route(
+            "/api/JobDispatchLog/SaveMultiple",
+            post(save_multiple::save_job_dispatch_logs),
+        )
+        .route("/api/JobDispatchLog/{id}", rows.clone())
+        .route("/api/{key}", rows)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(render_problems))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id,
+                tenant = tracing::field::Empty,
+                "job_dispatch_log.id" = tracing::field::Empty,
+            )
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("No resource at {}.", req.uri().path()))
+}
+
+/// Maps a body that could not be decoded to its 400.
+pub fn decode_failed(e: DecodeError) -> ApiError {
+    match e {
+        DecodeError::Malformed(message) => ApiError::BadRequest(message),
+        DecodeError::Invalid(errors) => ApiError::Validation(errors),
+    }
+}
+
+/// Renders the problem an error response carries (and axum's bare 405s) in the format the
+/// request negotiated.
+async fn render_problems(req: Request, next: Next) -> Response {
+    let neg = wire::negotiate(req.headers(), req.uri().query()).unwrap_or(Negotiated::JSON);
+    let mut res = next.run(req).await;
+    let problem = match res.extensions_mut().remove::<PendingProblem>() {
+        Some(PendingProblem(p)) => p,
+        None if res.status() == StatusCode::METHOD_NOT_ALLOWED
+            && !res.headers().contains_key(header::CONTENT_TYPE) =>
+        {
+            ApiError::MethodNotAllowed.to_problem()
+        }
+        None => return res,
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(neg.problem_content_type()),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(problem.encode(neg.format)))
+}
+
+/// The original's routes are case-insensitive (ASP.NET); clients send
+/// `/api/jobdispatchlog/save` as often as `/api/JobDispatchLog/Save`. Known segments are put
+/// in their canonical case before routing.
+pub fn canonical_path(path: &str) -> Option<String> {
+    const SEGMENTS: [&str; 11] = [
+        "api",
+        "JobDispatchLog",
+        "Save",
+        "SaveMultiple",
+        "Changes",
+        "Stream",
+        "Accept",
+        "Reject",
+        "Dispatch",
+        "History",
+        "Help",
+    ];
+    let mut changed = false;
+    let canonical: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            for known in SEGMENTS {
+                if segment.len() >= known.len()
+                    && segment.is_char_boundary(known.len())
+                    && segment[..known.len()].eq_ignore_ascii_case(known)
+                    && segment[..known.len()] != *known
+                    && (segment.len() == known.len() || segment[known.len()..].starts_with('('))
+                {
+                    changed = true;
+                    return format!("{known}{}", &segment[known.len()..]);
+                }
+            }
+            segment.to_string()
+        })
+        .collect();
+    changed.then(|| canonical.join("/"))
+}
+
+/// Rewrites the request path to its canonical case (see [`canonical_path`]).
+pub fn canonicalize_request(mut req: Request<Body>) -> Request<Body> {
+    if let Some(path) = canonical_path(req.uri().path()) {
+        let mut parts = req.uri().clone().into_parts();
+        let path_and_query = match req.uri().query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_path;
+
+    #[test]
+    fn routes_match_without_regard_to_case() {
+        assert_eq!(
+            canonical_path("/API/jobdispatchlog/save").as_deref(),
+            Some("/api/JobDispatchLog/Save")
+        );
+        assert_eq!(
+            canonical_path("/api/jobDispatchLog(abc)").as_deref(),
+            Some("/api/JobDispatchLog(abc)")
+        );
+        assert_eq!(canonical_path("/api/JobDispatchLog/Save"), None);
+        assert_eq!(canonical_path("/api/Savers"), None);
+    }
+}

@@ -1,0 +1,228 @@
+//! Wire formats: content negotiation, JSON and XML bodies, problem details.
+//!
+//! The original serves JSON and XML from the same resource; clients of either must keep working.
+//! Everything here is driven by the field table of [`crate::domain::fields`].
+
+pub mod json;
+pub mod problem;
+pub mod xml;
+
+use axum::http::{self, HeaderMap};
+
+use crate::domain::{JobDispatchLog, RawRecord, ValidationErrors};
+
+/// A body format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Xml,
+}
+
+/// The format of a response and the exact media type the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    pub format: Format,
+    pub media_type: &'static str,
+}
+
+impl Negotiated {
+    pub const JSON: Negotiated = Negotiated {
+        format: Format::Json,
+        media_type: "application/json",
+    };
+    pub const XML: Negotiated = Negotiated {
+        format: Format::Xml,
+        media_type: "application/xml",
+    };
+
+    pub fn content_type(self) -> String {
+        format!("{}; charset=utf-8", self.media_type)
+    }
+
+    pub fn problem_content_type(self) -> &'static str {
+        match self.format {
+            Format::Json => "application/problem+json; charset=utf-8",
+            Format::Xml => "application/problem+xml; charset=utf-8",
+        }
+    }
+}
+
+const MEDIA_TYPES: [(&str, Format); 4] = [
+    ("application/json", Format::Json),
+    ("text/json", Format::Json),
+    ("application/xml", Format::Xml),
+    ("text/xml", Format::Xml),
+];
+
+fn known_media_type(essence: &str) -> Option<(&'static str, Format)> {
+    MEDIA_TYPES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(essence))
+        .copied()
+}
+
+/// A `$format` value that is neither `json` nor `xml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFormatOption(pub String);
+
+/// Chooses the response format: `$format` first, then `Accept` with q-values; JSON by default.
+pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated, BadFormatOption> {
+    if let Some(value) = query_value(query, "$format") {
+        return match value.to_ascii_lowercase().as_str() {
+            "json" => Ok(Negotiated::JSON),
+            "xml" => Ok(Negotiated::XML),
+            other => match known_media_type(other) {
+                Some((media_type, format)) => Ok(Negotiated { format, media_type }),
+                None => Err(BadFormatOption(value)),
+            },
+        };
+    }
+    let mut best: Option<(f32, Negotiated)> = None;
+    for accept in headers.get_all(http::header::ACCEPT) {
+        let Ok(accept) = accept.to_str() else {
+            continue;
+        };
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let essence = parts.next().unwrap_or("").trim();
+            let mut q = 1.0f32;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = v.trim().parse().unwrap_or(0.0);
+                    }
+                }
+            }
+            if q <= 0.0 {
+                continue;
+            }
+            if let Some((media_type, format)) = known_media_type(essence) {
+                if best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, Negotiated { format, media_type }));
+                }
+            }
+        }
+    }
+    Ok(best.map(|(_, n)| n).unwrap_or(Negotiated::JSON))
+}
+
+/// The decoded value of one query parameter.
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    let query = query?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k).as_deref() == Some(name)).then(|| percent_decode(v).unwrap_or_default())
+    })
+}
+
+/// Decodes `%XX` escapes and `+` of a query component; None when not UTF-8 or malformed.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Why a request body's media type was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedMediaType(pub String);
+
+/// The format of a request body from its `Content-Type`; none means JSON.
+pub fn body_format(headers: &HeaderMap) -> Result<Format, UnsupportedMediaType> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(Format::Json);
+    };
+    let text = value.to_str().unwrap_or("");
+    let essence = text.split(';').next().unwrap_or("").trim();
+    known_media_type(essence)
+        .map(|(_, f)| f)
+        .ok_or_else(|| UnsupportedMediaType(text.to_string()))
+}
+
+/// A body that could not be read as the format it claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not well-formed, or not the expected shape; the text says where and why.
+    Malformed(String),
+    /// Well-formed, but fields are of the wrong type (keys like `[3].sequence` in lists).
+    Invalid(ValidationErrors),
+}
+
+/// Decodes a body holding one row.
+pub fn decode_one(format: Format, body: &[u8]) -> Result<RawRecord, DecodeError> {
+    match format {
+        Format::Json => json::decode_one(body),
+        Format::Xml => xml::decode_one(body),
+    }
+}
+
+/// Decodes a body holding a list of rows.
+pub fn decode_list(format: Format, body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
+    match format {
+        Format::Json => json::decode_list(body),
+        Format::Xml => xml::decode_list(body),
+    }
+}
+
+/// Encodes one row.
+pub fn encode_row(format: Format, row: &JobDispatchLog) -> String {
+    match format {
+        Format::Json => json::encode_row(row),
+        Format::Xml => xml::encode_row(row),
+    }
+}
+
+/// Encodes a list of rows as a plain array (`[...]` or `ArrayOfjob_dispatch_log`).
+pub fn encode_rows(format: Format, rows: &[JobDispatchLog]) -> String {
+    match format {
+        Format::Json => json::encode_rows(rows),
+        Format::Xml => xml::encode_rows(rows),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accept(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::ACCEPT, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn q_values_choose_the_format() {
+        let n = negotiate(&accept("application/json;q=0.5, text/xml"), None).unwrap();
+        assert_eq!(n.media_type, "text/xml");
+        let n = negotiate(&accept("application/xml;q=0, */*"), None).unwrap();
+        assert_eq!(n, Negotiated::JSON);
+        let n = negotiate(&accept("image/png"), None).unwrap();
+        assert_eq!(n, Negotiated::JSON);
+    }
+
+    #[test]
+    fn the_format_option_overrides_accept() {
+        let n = negotiate(&accept("application/json"), Some("a=1&%24format=xml")).unwrap();
+        assert_eq!(n.format, Format::Xml);
+        assert!(negotiate(&HeaderMap::new(), Some("$format=csv")).is_err());
+    }
+}
