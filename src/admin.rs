@@ -3,9 +3,9 @@
 
 use uuid::Uuid;
 
-use crate::auth::password;
+use crate::auth::{self, password};
 use crate::config::UserCommand;
-use crate::domain::Role;
+use crate::domain::{Role, Timestamp};
 use crate::store::{self, DatabaseUrl, NewUser};
 
 pub async fn migrate(database: &DatabaseUrl) -> anyhow::Result<()> {
@@ -13,6 +13,24 @@ pub async fn migrate(database: &DatabaseUrl) -> anyhow::Result<()> {
     store.close().await;
     println!("The database is at the latest schema.");
     Ok(())
+}
+
+pub async fn purge(database: &DatabaseUrl, older_than: std::time::Duration) -> anyhow::Result<()> {
+    let store = store::open(database).await?;
+    let report = store.purge(purge_cutoff(older_than)).await;
+    store.close().await;
+    println!(
+        "Purged {} row(s) logically deleted more than {}s ago.",
+        report?.rows,
+        older_than.as_secs()
+    );
+    Ok(())
+}
+
+/// The stamp before which deleted rows are purged.
+pub fn purge_cutoff(older_than: std::time::Duration) -> Timestamp {
+    let ticks = i64::try_from(older_than.as_nanos() / 100).unwrap_or(i64::MAX);
+    Timestamp::from_ticks(Timestamp::now().ticks().saturating_sub(ticks))
 }
 
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
@@ -84,6 +102,41 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
                 anyhow::bail!("no user {username}@{domain}");
             }
             println!("Removed {username}@{domain}.");
+            Ok(())
+        }
+        UserCommand::Token {
+            db,
+            domain,
+            username,
+            revoke,
+        } => {
+            let store = store::open(&db.database).await?;
+            let result = if revoke {
+                store
+                    .revoke_tokens(&domain, &username)
+                    .await
+                    .map(|n| format!("Revoked {n} token(s) of {username}@{domain}."))
+            } else {
+                let token = auth::new_token();
+                store
+                    .add_token(&domain, &username, &auth::token_hash(&token))
+                    .await
+                    .map(|added| {
+                        if added {
+                            format!(
+                                "New bearer token for {username}@{domain} (shown once): {token}"
+                            )
+                        } else {
+                            String::new()
+                        }
+                    })
+            };
+            store.close().await;
+            let message = result?;
+            if message.is_empty() {
+                anyhow::bail!("no user {username}@{domain}");
+            }
+            println!("{message}");
             Ok(())
         }
         UserCommand::Passwd {

@@ -22,6 +22,9 @@ pub struct Settings {
     pub database: DatabaseUrl,
     pub admin: Option<Login>,
     pub login_failures_per_minute: u32,
+    /// Deleted rows older than this are purged in the background.
+    pub retention: Duration,
+    pub purge_interval: Duration,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -31,6 +34,8 @@ impl From<&ServeArgs> for Settings {
             database: args.db.database.clone(),
             admin: args.admin.clone(),
             login_failures_per_minute: args.login_failures_per_minute,
+            retention: args.retention,
+            purge_interval: args.purge_interval,
         }
     }
 }
@@ -39,6 +44,8 @@ pub struct Application {
     listener: TcpListener,
     store: Arc<dyn Store>,
     router: axum::Router,
+    retention: Duration,
+    purge_interval: Duration,
 }
 
 impl Application {
@@ -65,6 +72,8 @@ impl Application {
             listener,
             store,
             router,
+            retention: settings.retention,
+            purge_interval: settings.purge_interval,
         })
     }
 
@@ -88,12 +97,33 @@ impl Application {
             .layer(self.router)
             .into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!(address = %self.listener.local_addr()?, "listening");
+        let purger = tokio::spawn(purge_periodically(
+            self.store.clone(),
+            self.retention,
+            self.purge_interval,
+        ));
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await;
+        purger.abort();
         self.store.close().await;
         tracing::info!("stopped");
         Ok(served?)
+    }
+}
+
+/// Removes long-deleted rows now and then (SPEC §7: purge).
+async fn purge_periodically(store: Arc<dyn Store>, retention: Duration, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
+    loop {
+        ticker.tick().await;
+        match store.purge(crate::admin::purge_cutoff(retention)).await {
+            Ok(report) if report.rows > 0 => {
+                tracing::info!(rows = report.rows, "purged logically deleted rows")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
     }
 }
 

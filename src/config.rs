@@ -31,6 +31,35 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Physically remove rows logically deleted longer ago than --older-than.
+    Purge {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        /// Age of deleted rows to remove, e.g. 90d, 12h, 30m, 45s.
+        #[arg(long, default_value = "90d", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// Reads `90d`, `12h`, `30m`, `45s` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration such as 90d, 12h, 30m or 45s"))?;
+    let seconds = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        "s" => Some(n),
+        _ => None,
+    }
+    .ok_or_else(|| format!("'{s}' is not a duration such as 90d, 12h, 30m or 45s"))?;
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -76,6 +105,14 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    /// How long logically deleted rows are kept before the background purge removes them.
+    #[arg(long, env = "DISPATCHLOG_RETENTION", default_value = "90d", value_parser = parse_duration)]
+    pub retention: std::time::Duration,
+
+    /// How often the background purge runs.
+    #[arg(long, env = "DISPATCHLOG_PURGE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
+    pub purge_interval: std::time::Duration,
 
     /// Failed logins allowed per client address per minute before 429.
     #[arg(
@@ -124,6 +161,18 @@ pub enum UserCommand {
         domain: String,
         #[arg(long)]
         username: String,
+    },
+    /// Issue a bearer token for a user (printed once, stored hashed), or revoke all of theirs.
+    Token {
+        #[command(flatten)]
+        db: DatabaseArgs,
+        #[arg(long)]
+        domain: String,
+        #[arg(long)]
+        username: String,
+        /// Revoke every token of the user instead of issuing one.
+        #[arg(long)]
+        revoke: bool,
     },
     /// Set a user's password.
     Passwd {

@@ -7,6 +7,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::workflow::Refusal;
 use crate::domain::{JobDispatchLog, ValidationErrors};
 use crate::store::StoreError;
 use crate::wire::problem::Problem;
@@ -40,9 +41,11 @@ pub enum ApiError {
     /// 410: the client's sync position is older than what the server still keeps.
     #[error("{0}")]
     Gone(String),
-    /// 412: `If-Match` did not match; carries the row as it stands.
+    /// 412: `If-Match` did not match; carries the row as it stands (if it exists).
     #[error("precondition failed")]
-    PreconditionFailed { current: Box<JobDispatchLog> },
+    PreconditionFailed {
+        current: Option<Box<JobDispatchLog>>,
+    },
     /// 413: the body is larger than allowed.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -123,7 +126,7 @@ impl ApiError {
             },
             ApiError::Gone(detail) => simple("gone", "Gone", detail.clone()),
             ApiError::PreconditionFailed { current } => Problem {
-                current: Some(current.clone()),
+                current: current.clone(),
                 ..simple(
                     "precondition-failed",
                     "Precondition failed",
@@ -166,6 +169,25 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
+            StoreError::CursorPurged => ApiError::Gone(
+                "The sync cursor is older than the retention of deleted rows; some deletions are no longer known. Resync from scratch: drop the local copy and call /api/JobDispatchLog/Changes without since.".into(),
+            ),
+            StoreError::Refused { index, refusal } => {
+                let at = index.map(|i| format!("[{i}]: ")).unwrap_or_default();
+                match refusal {
+                    Refusal::NotFound => {
+                        ApiError::NotFound(format!("{at}No such job_dispatch_log."))
+                    }
+                    Refusal::Forbidden(why) => ApiError::Forbidden(format!("{at}Forbidden: {why}.")),
+                    Refusal::Conflict { detail, current } => ApiError::Conflict {
+                        detail: format!("{at}{detail}"),
+                        current: Some(current),
+                    },
+                    Refusal::PreconditionFailed { current } => {
+                        ApiError::PreconditionFailed { current }
+                    }
+                }
+            }
         }
     }
 }

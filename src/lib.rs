@@ -26,5 +26,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate(db) => admin::migrate(&db.database).await,
         Command::User { command } => admin::user(command).await,
+        Command::Purge { db, older_than } => admin::purge(&db.database, older_than).await,
     }
 }

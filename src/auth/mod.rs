@@ -19,21 +19,12 @@ use uuid::Uuid;
 
 use crate::domain::Role;
 use crate::error::ApiError;
-use crate::store::{LoginRecord, NewUser, Store, TenantId};
+use crate::store::{LoginRecord, NewUser, Store};
 
 /// Verified credentials remembered at most; the cache is emptied when full.
 const MAX_CACHED_LOGINS: usize = 10_000;
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub tenant_id: TenantId,
-    pub domain: String,
-    pub username: String,
-    pub role: Role,
-    /// The technician's `user_id` (all zeros for other roles).
-    pub user_id: Uuid,
-}
+pub use crate::domain::Principal;
 
 impl From<&LoginRecord> for Principal {
     fn from(l: &LoginRecord) -> Self {
@@ -96,6 +87,33 @@ pub fn basic_login(header: &str) -> Option<Login> {
         .decode(value.trim())
         .ok()?;
     String::from_utf8(decoded).ok()?.parse().ok()
+}
+
+/// Reads `Authorization: Bearer …`.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !value.trim().is_empty()).then(|| value.trim())
+}
+
+/// Tokens are long random strings, so a plain SHA-256 is enough to store them safely (unlike
+/// passwords, they cannot be guessed from a dictionary).
+pub fn token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new bearer token: `dlt_` and 40 random letters and digits.
+pub fn new_token() -> String {
+    use rand::distributions::Alphanumeric;
+    use rand::Rng;
+    let random: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
+    format!("dlt_{random}")
 }
 
 /// Counts failed logins per client address within a window.
@@ -177,6 +195,16 @@ impl Authenticator {
     ) -> Result<Principal, ApiError> {
         if let Some(retry_after_secs) = self.limiter.blocked_for(client) {
             return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+        if let Some(token) = authorization.and_then(bearer_token) {
+            let record = self.store.find_token(&token_hash(token)).await?;
+            return match record {
+                Some(record) => Ok(Principal::from(&record)),
+                None => {
+                    self.limiter.record_failure(client);
+                    Err(ApiError::Unauthorized)
+                }
+            };
         }
         let login = authorization.and_then(basic_login);
         let Some(login) = login else {

@@ -256,9 +256,9 @@ pub fn check_text(errors: &mut ValidationErrors, field: Field, text: &str) {
 }
 
 /// Reads typed values out of a [`RawRecord`], noting a message per malformed field.
-struct Reader<'a> {
-    raw: &'a RawRecord,
-    errors: &'a mut ValidationErrors,
+pub(crate) struct Reader<'a> {
+    pub raw: &'a RawRecord,
+    pub errors: &'a mut ValidationErrors,
 }
 
 impl Reader<'_> {
@@ -276,7 +276,7 @@ impl Reader<'_> {
         }
     }
 
-    fn guid(&mut self, field: Field) -> Option<Uuid> {
+    pub(crate) fn guid(&mut self, field: Field) -> Option<Uuid> {
         match self.text_of(field)? {
             Err(()) => self.fail(field, "must be a GUID string"),
             Ok(t) if t.trim().is_empty() => None,
@@ -290,7 +290,7 @@ impl Reader<'_> {
         }
     }
 
-    fn date(&mut self, field: Field) -> Option<Timestamp> {
+    pub(crate) fn date(&mut self, field: Field) -> Option<Timestamp> {
         match self.text_of(field)? {
             Err(()) => self.fail(field, "must be a date-time string"),
             Ok(t) => match parse_client_date(&t) {
@@ -300,7 +300,7 @@ impl Reader<'_> {
         }
     }
 
-    fn string(&mut self, field: Field) -> String {
+    pub(crate) fn string(&mut self, field: Field) -> String {
         match self.text_of(field) {
             None => String::new(),
             Some(Ok(t)) => t,
@@ -311,7 +311,7 @@ impl Reader<'_> {
         }
     }
 
-    fn bool(&mut self, field: Field) -> bool {
+    pub(crate) fn bool(&mut self, field: Field) -> bool {
         let value = match self.raw.get(field) {
             None | Some(RawValue::Null) => return false,
             Some(RawValue::Json(serde_json::Value::Bool(b))) => Some(*b),
@@ -328,7 +328,7 @@ impl Reader<'_> {
         })
     }
 
-    fn int32(&mut self, field: Field) -> Option<i32> {
+    pub(crate) fn int32(&mut self, field: Field) -> Option<i32> {
         let value = match self.raw.get(field)? {
             RawValue::Null => return None,
             RawValue::Json(serde_json::Value::Number(n)) => n.as_i64(),

@@ -44,3 +44,25 @@ impl FromStr for Role {
         }
     }
 }
+
+/// The authenticated caller of a request, as the rules and the store see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant_id: i64,
+    pub domain: String,
+    pub username: String,
+    pub role: Role,
+    /// The technician's `user_id` in dispatch rows (all zeros for other roles).
+    pub user_id: uuid::Uuid,
+}
+
+impl Principal {
+    pub fn is_technician(&self) -> bool {
+        self.role == Role::Technician
+    }
+
+    /// `username@domain`, as history records the actor.
+    pub fn actor(&self) -> String {
+        format!("{}@{}", self.username, self.domain)
+    }
+}

@@ -145,3 +145,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Prefer {
         Ok(Prefer { minimal })
     }
 }
+
+/// `If-Match`: the entity tags the client's change is based on.
+pub struct IfMatch(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(v) => v
+                .to_str()
+                .map(|v| IfMatch(Some(v.to_string())))
+                .map_err(|_| ApiError::BadRequest("If-Match is not valid text".into())),
+        }
+    }
+}

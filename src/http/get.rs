@@ -16,7 +16,7 @@ pub async fn get_job_dispatch_log(
 ) -> Result<Response, ApiError> {
     let row = state
         .store
-        .get(caller.tenant_id, id)
+        .get(&caller, id)
         .await?
         .ok_or_else(|| ApiError::not_found_row(id))?;
     Ok(respond::row(neg, StatusCode::OK, &row, false))

@@ -1,10 +1,14 @@
 //! The HTTP API: the router, shared state, and the middleware that renders every error as a
 //! problem document in the negotiated format. One file per action.
 
+pub mod changes;
+mod decide;
 mod delete;
+mod dispatch;
 pub mod extract;
 mod get;
 mod health;
+mod history;
 mod put;
 pub mod respond;
 mod save;
@@ -50,6 +54,23 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/JobDispatchLog/SaveMultiple",
             post(save_multiple::save_job_dispatch_logs),
+        )
+        .route("/api/JobDispatchLog/Dispatch", post(dispatch::dispatch_job))
+        .route(
+            "/api/JobDispatchLog/Changes",
+            get(changes::list_job_dispatch_log_changes),
+        )
+        .route(
+            "/api/JobDispatchLog/{id}/Accept",
+            post(decide::accept_job_dispatch_log),
+        )
+        .route(
+            "/api/JobDispatchLog/{id}/Reject",
+            post(decide::reject_job_dispatch_log),
+        )
+        .route(
+            "/api/JobDispatchLog/{id}/History",
+            get(history::get_job_dispatch_log_history),
         )
         .route("/api/JobDispatchLog/{id}", rows.clone())
         .route("/api/{key}", rows)

@@ -3,10 +3,11 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use super::extract::{Caller, Prefer, RowId, Wire, WireBody, SINGLE_LIMIT};
+use super::extract::{Caller, IfMatch, Prefer, RowId, Wire, WireBody, SINGLE_LIMIT};
 use super::{decode_failed, respond, AppState};
 use crate::domain::{DispatchDraft, Field};
 use crate::error::ApiError;
+use crate::store::SaveItem;
 use crate::wire;
 
 pub async fn put_job_dispatch_log(
@@ -15,6 +16,7 @@ pub async fn put_job_dispatch_log(
     Wire(neg): Wire,
     RowId(id): RowId,
     prefer: Prefer,
+    IfMatch(if_match): IfMatch,
     body: WireBody<SINGLE_LIMIT>,
 ) -> Result<Response, ApiError> {
     let raw = wire::decode_one(body.format, &body.bytes).map_err(decode_failed)?;
@@ -27,7 +29,10 @@ pub async fn put_job_dispatch_log(
     }
     draft.id = id;
     draft.id_from_client = true;
-    let saved = state.store.save(caller.tenant_id, vec![draft]).await?;
+    let saved = state
+        .store
+        .save(&caller, vec![SaveItem { draft, if_match }])
+        .await?;
     let saved = saved
         .first()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a save returned no row")))?;

@@ -8,6 +8,7 @@ use super::extract::{Caller, Wire, WireBody, BATCH_LIMIT};
 use super::{decode_failed, respond, AppState};
 use crate::domain::{DispatchDraft, JobDispatchLog, ValidationErrors};
 use crate::error::ApiError;
+use crate::store::SaveItem;
 use crate::wire;
 
 /// Most rows in one SaveMultiple.
@@ -30,7 +31,10 @@ pub async fn save_job_dispatch_logs(
     let mut drafts = Vec::with_capacity(raws.len());
     for (i, raw) in raws.iter().enumerate() {
         match DispatchDraft::try_from(raw) {
-            Ok(d) => drafts.push(d),
+            Ok(draft) => drafts.push(SaveItem {
+                draft,
+                if_match: None,
+            }),
             Err(e) => errors.absorb_prefixed(&format!("[{i}]."), e),
         }
     }
@@ -40,7 +44,7 @@ pub async fn save_job_dispatch_logs(
     let saved = if drafts.is_empty() {
         Vec::new()
     } else {
-        state.store.save(caller.tenant_id, drafts).await?
+        state.store.save(&caller, drafts).await?
     };
     let rows: Vec<JobDispatchLog> = saved.into_iter().map(|s| s.row).collect();
     Ok(respond::rows(neg, StatusCode::OK, &rows))

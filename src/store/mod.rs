@@ -11,7 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::domain::{DispatchDraft, JobDispatchLog, Role};
+use crate::domain::workflow::{Decision, HistoryEntry, Refusal};
+use crate::domain::{DispatchDraft, JobDispatchLog, Principal, Role, Timestamp};
 
 /// A tenant's key in the database.
 pub type TenantId = i64;
@@ -24,6 +25,49 @@ pub enum StoreError {
     /// Anything else: 500.
     #[error("storage error: {0}")]
     Internal(#[source] anyhow::Error),
+    /// A rule refused the write (item `index` of a batch, when it is one); nothing was stored.
+    #[error("refused: {refusal:?}")]
+    Refused {
+        index: Option<usize>,
+        refusal: Refusal,
+    },
+    /// The client's sync position is older than the purge horizon.
+    #[error("the cursor is older than the purge horizon")]
+    CursorPurged,
+}
+
+impl StoreError {
+    pub fn refused(refusal: Refusal) -> Self {
+        StoreError::Refused {
+            index: None,
+            refusal,
+        }
+    }
+}
+
+/// One row of a Save or SaveMultiple, with the client's `If-Match` for it.
+#[derive(Debug, Clone)]
+pub struct SaveItem {
+    pub draft: DispatchDraft,
+    pub if_match: Option<String>,
+}
+
+/// A page of the changes feed (SPEC §7.2), in commit order.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesPage {
+    /// Changed rows, tombstones (logically deleted rows) included.
+    pub rows: Vec<JobDispatchLog>,
+    /// Rows that left the caller's scope (reassigned away from a technician).
+    pub removed: Vec<Uuid>,
+    /// The stamp of the last change in the page; None when the page is empty.
+    pub last: Option<Timestamp>,
+    pub has_more: bool,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    pub rows: u64,
 }
 
 /// A user as stored, with what is needed to check its password.
@@ -70,15 +114,71 @@ pub trait Store: Send + Sync + 'static {
     /// Upserts rows in one transaction, in order: all are stored or none.
     async fn save(
         &self,
-        tenant: TenantId,
-        drafts: Vec<DispatchDraft>,
+        caller: &Principal,
+        items: Vec<SaveItem>,
     ) -> Result<Vec<SaveOutcome>, StoreError>;
 
-    /// One row of the tenant, logically deleted or not.
-    async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<JobDispatchLog>, StoreError>;
+    /// One row in the caller's view, logically deleted or not.
+    async fn get(&self, caller: &Principal, id: Uuid)
+        -> Result<Option<JobDispatchLog>, StoreError>;
 
     /// Logically deletes a row.
-    async fn delete(&self, tenant: TenantId, id: Uuid) -> Result<DeleteOutcome, StoreError>;
+    async fn delete(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        if_match: Option<String>,
+    ) -> Result<DeleteOutcome, StoreError>;
+
+    /// Accepts or rejects a dispatch.
+    async fn decide(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        decision: Decision,
+        if_match: Option<String>,
+    ) -> Result<JobDispatchLog, StoreError>;
+
+    /// Dispatches a job to every technician not already assigned; returns the job's rows.
+    async fn dispatch(
+        &self,
+        caller: &Principal,
+        jobs_id: Uuid,
+        user_ids: Vec<Uuid>,
+        is_workshop: bool,
+    ) -> Result<Vec<JobDispatchLog>, StoreError>;
+
+    /// The row's history, oldest first; None when the row is not in the caller's view.
+    async fn history(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
+
+    /// Changes after `since` (a stamp of an earlier page), at most `limit`.
+    async fn changes(
+        &self,
+        caller: &Principal,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<ChangesPage, StoreError>;
+
+    /// Physically removes rows logically deleted before `cutoff`.
+    async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;
+
+    /// Stores a new bearer token (its SHA-256) for a user. False when there is no such user.
+    async fn add_token(
+        &self,
+        domain: &str,
+        username: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every token of a user; the number revoked.
+    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError>;
+
+    /// The user a token (by its SHA-256) belongs to.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError>;
 
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;

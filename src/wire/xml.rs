@@ -191,6 +191,72 @@ fn is_nil(e: &BytesStart<'_>) -> Result<bool, DecodeError> {
     Ok(false)
 }
 
+/// The value of one child of a small request document (such as a Dispatch body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XmlValue {
+    Nil,
+    Text(String),
+    /// The texts of its child elements (a list such as `<user_ids><guid>…</guid></user_ids>`).
+    List(Vec<String>),
+}
+
+/// Reads a flat document: the root's children by local name, each text or a list of texts.
+pub fn decode_fields(body: &[u8]) -> Result<Vec<(String, XmlValue)>, DecodeError> {
+    let mut p = Parser::new(body)?;
+    let (_, empty) = p.root()?;
+    let mut fields = Vec::new();
+    if !empty {
+        loop {
+            match p.next()? {
+                Event::Start(e) => {
+                    let name = local_name(&e);
+                    let nil = is_nil(&e)?;
+                    let mut text = String::new();
+                    let mut list = Vec::new();
+                    loop {
+                        match p.next()? {
+                            Event::Text(t) => text.push_str(&t.unescape().map_err(|err| {
+                                malformed(format!("<{name}> holds a malformed entity: {err}"))
+                            })?),
+                            Event::Start(item) => {
+                                let item_name = local_name(&item);
+                                list.push(p.text_until_end(&item_name)?);
+                            }
+                            Event::Empty(_) => list.push(String::new()),
+                            Event::End(_) => break,
+                            Event::Eof => {
+                                return Err(malformed(format!("the XML body ends inside <{name}>")))
+                            }
+                            _ => {}
+                        }
+                    }
+                    let value = if nil {
+                        XmlValue::Nil
+                    } else if !list.is_empty() {
+                        XmlValue::List(list)
+                    } else {
+                        XmlValue::Text(text)
+                    };
+                    fields.push((name, value));
+                }
+                Event::Empty(e) => {
+                    let value = if is_nil(&e)? {
+                        XmlValue::Nil
+                    } else {
+                        XmlValue::Text(String::new())
+                    };
+                    fields.push((local_name(&e), value));
+                }
+                Event::End(_) => break,
+                Event::Eof => return Err(malformed("the XML body ends inside its root element")),
+                _ => {}
+            }
+        }
+    }
+    p.finish()?;
+    Ok(fields)
+}
+
 /// Reads a `<job_dispatch_log>` document.
 pub fn decode_one(body: &[u8]) -> Result<RawRecord, DecodeError> {
     let mut p = Parser::new(body)?;

@@ -5,6 +5,7 @@
 //! connections on blocking threads, so they never wait for the writer. An in-memory database
 //! has one connection only, so there reads go to the writer thread between groups.
 
+mod ops;
 mod rows;
 pub mod writer;
 
@@ -15,13 +16,19 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use uuid::Uuid;
 
-use self::rows::{assigned_user_ids, select_row};
-use self::writer::{StampClock, WriteCtx, Writer};
-use super::{DeleteOutcome, LoginRecord, NewUser, SaveOutcome, Store, StoreError, TenantId};
-use crate::domain::{merge, DispatchDraft, JobDispatchLog, Timestamp};
+use self::writer::{StampClock, Writer};
+use super::{
+    ChangesPage, DeleteOutcome, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome, Store,
+    StoreError,
+};
+use crate::domain::workflow::{Decision, HistoryEntry};
+use crate::domain::{JobDispatchLog, Principal, Timestamp};
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_sync_history_tokens.sql")),
+];
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 16;
@@ -186,48 +193,6 @@ impl ReadPool {
     }
 }
 
-fn save_in(
-    ctx: &mut WriteCtx<'_>,
-    tenant: TenantId,
-    drafts: &[DispatchDraft],
-) -> Result<Vec<SaveOutcome>, StoreError> {
-    let conn = ctx.conn;
-    let mut outcomes = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        let existing = select_row(conn, tenant, draft.id)?;
-        let stamp = ctx.clock.peek();
-        let mut next_sequence_error = None;
-        let merged = merge(
-            draft,
-            existing.as_ref(),
-            stamp,
-            || match rows::next_sequence(conn, tenant, draft.jobs_id) {
-                Ok(n) => n,
-                Err(e) => {
-                    next_sequence_error = Some(e);
-                    0
-                }
-            },
-        );
-        if let Some(e) = next_sequence_error {
-            return Err(e.into());
-        }
-        if merged.changed {
-            rows::upsert(conn, tenant, &merged.row)?;
-            ctx.clock.take(stamp);
-        }
-        outcomes.push(SaveOutcome {
-            row: merged.row,
-            inserted: merged.inserted,
-        });
-    }
-    // Assignees after every row of the batch is in place.
-    for outcome in &mut outcomes {
-        outcome.row.assigned_user_ids = assigned_user_ids(conn, tenant, outcome.row.jobs_id)?;
-    }
-    Ok(outcomes)
-}
-
 fn login_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginRecord> {
     let role: String = r.get(5)?;
     Ok(LoginRecord {
@@ -251,42 +216,138 @@ const LOGIN_COLUMNS: &str =
 impl Store for SqliteStore {
     async fn save(
         &self,
-        tenant: TenantId,
-        drafts: Vec<DispatchDraft>,
+        caller: &Principal,
+        items: Vec<SaveItem>,
     ) -> Result<Vec<SaveOutcome>, StoreError> {
+        let caller = caller.clone();
         self.writer
-            .write(move |ctx| save_in(ctx, tenant, &drafts))
+            .write(move |ctx| ops::save(ctx, &caller, &items))
             .await
     }
 
-    async fn get(&self, tenant: TenantId, id: Uuid) -> Result<Option<JobDispatchLog>, StoreError> {
+    async fn get(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<JobDispatchLog>, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| ops::in_snapshot(conn, |conn| ops::get(conn, &caller, id)))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        if_match: Option<String>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(move |ctx| ops::delete(ctx, &caller, id, if_match.as_deref()))
+            .await
+    }
+
+    async fn decide(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        decision: Decision,
+        if_match: Option<String>,
+    ) -> Result<JobDispatchLog, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(move |ctx| ops::decide(ctx, &caller, id, &decision, if_match.as_deref()))
+            .await
+    }
+
+    async fn dispatch(
+        &self,
+        caller: &Principal,
+        jobs_id: Uuid,
+        user_ids: Vec<Uuid>,
+        is_workshop: bool,
+    ) -> Result<Vec<JobDispatchLog>, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(move |ctx| ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop))
+            .await
+    }
+
+    async fn history(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| ops::in_snapshot(conn, |conn| ops::history(conn, &caller, id)))
+            .await
+    }
+
+    async fn changes(
+        &self,
+        caller: &Principal,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<ChangesPage, StoreError> {
+        let caller = caller.clone();
         self.read(move |conn| {
-            let Some(mut row) = select_row(conn, tenant, id)? else {
-                return Ok(None);
-            };
-            row.assigned_user_ids = assigned_user_ids(conn, tenant, row.jobs_id)?;
-            Ok(Some(row))
+            ops::in_snapshot(conn, |conn| ops::changes(conn, &caller, since, limit))
         })
         .await
     }
 
-    async fn delete(&self, tenant: TenantId, id: Uuid) -> Result<DeleteOutcome, StoreError> {
+    async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError> {
+        self.writer.write(move |ctx| ops::purge(ctx, cutoff)).await
+    }
+
+    async fn add_token(
+        &self,
+        domain: &str,
+        username: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (domain, username, hash) = (
+            domain.to_string(),
+            username.to_string(),
+            token_hash.to_string(),
+        );
         self.writer
             .write(move |ctx| {
-                let Some(mut row) = select_row(ctx.conn, tenant, id)? else {
-                    return Ok(DeleteOutcome::NotFound);
-                };
-                if row.sys_logical_delete {
-                    return Ok(DeleteOutcome::AlreadyDeleted);
-                }
-                let stamp = ctx.clock.peek();
-                row.sys_logical_delete = true;
-                row.modified_dateutc = stamp;
-                rows::upsert(ctx.conn, tenant, &row)?;
-                ctx.clock.take(stamp);
-                Ok(DeleteOutcome::Deleted)
+                let n = ctx.conn.execute(
+                    "INSERT INTO api_token (user_pk, token_hash, created_at)
+                     SELECT u.id, ?3, ?4 FROM app_user u JOIN tenant t ON t.id = u.tenant_id
+                     WHERE t.domain = ?1 AND u.username = ?2",
+                    params![domain, username, hash, Timestamp::now().ticks()],
+                )?;
+                Ok(n == 1)
             })
             .await
+    }
+
+    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError> {
+        let (domain, username) = (domain.to_string(), username.to_string());
+        self.writer
+            .write(move |ctx| {
+                let n = ctx.conn.execute(
+                    "DELETE FROM api_token WHERE user_pk IN (
+                         SELECT u.id FROM app_user u JOIN tenant t ON t.id = u.tenant_id
+                         WHERE t.domain = ?1 AND u.username = ?2)",
+                    params![domain, username],
+                )?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {LOGIN_COLUMNS} JOIN api_token k ON k.user_pk = u.id WHERE k.token_hash = ?1"
+            ))?;
+            Ok(stmt.query_row([hash], login_of).optional()?)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
