@@ -37,7 +37,24 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(database: DatabaseUrl, dir: TempDir) -> TestApp {
-    let settings = Settings {
+    spawn_app_with(database, dir, |_| {}).await
+}
+
+/// The database path of a SQLite test app.
+pub fn db_url(app: &TestApp) -> String {
+    format!(
+        "sqlite://{}",
+        app.dir.path().join("dispatchlog.db").display()
+    )
+}
+
+/// The server with settings adjusted by `adjust`.
+pub async fn spawn_app_with(
+    database: DatabaseUrl,
+    dir: TempDir,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database,
         admin: Some(ADMIN.parse::<Login>().unwrap()),
@@ -45,6 +62,7 @@ pub async fn spawn_app_on(database: DatabaseUrl, dir: TempDir) -> TestApp {
         retention: std::time::Duration::from_secs(90 * 86_400),
         purge_interval: std::time::Duration::from_secs(3600),
     };
+    adjust(&mut settings);
     let app = Application::build(settings).await.expect("the app builds");
     let addr = app.local_addr();
     let store = app.store();
