@@ -1,42 +1,36 @@
-//! The embedded SQLite store.
+//! The embedded SQLite engine.
 //!
 //! WAL journal with `synchronous=FULL`: a commit is on disk when it returns. Writes go through
-//! the single [`writer::Writer`] thread (group commit); reads use a small pool of read-only
-//! connections on blocking threads, so they never wait for the writer. An in-memory database
-//! has one connection only, so there reads go to the writer thread between groups.
+//! the single writer thread (group commit); reads use a pool of read-only connections on
+//! blocking threads, so they never wait for the writer. An in-memory database has one
+//! connection only, so there reads go to the writer thread between groups.
+//!
+//! Times are 100 ns ticks (INTEGER), GUIDs 16-byte blobs, booleans 0/1; no NULLs.
 
-mod ops;
-mod rows;
-pub mod writer;
+mod conn;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
-use async_trait::async_trait;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
-use uuid::Uuid;
+use rusqlite::{params, Connection, OpenFlags};
 
-use self::writer::{StampClock, Writer};
-use super::{
-    ChangesPage, DeleteOutcome, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome, Store,
-    StoreError,
-};
-use crate::domain::workflow::{Decision, HistoryEntry};
-use crate::domain::{JobDispatchLog, Principal, Timestamp};
+pub use self::conn::SqliteConn;
+use super::sql::pool::Pool;
+use super::sql::writer::Writer;
+use super::sql::SqlStore;
+use super::StoreError;
+use crate::domain::Timestamp;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_sync_history_tokens.sql")),
+    (3, include_str!("migrations/0003_tenant_stamp.sql")),
 ];
 
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 16;
 
-pub struct SqliteStore {
-    writer: Arc<Writer>,
-    readers: Option<Arc<ReadPool>>,
-}
+pub type SqliteStore = SqlStore<SqliteConn>;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -61,56 +55,60 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-impl SqliteStore {
-    /// Opens (creating and migrating) the database file at `path`.
-    pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
-        let conn = Connection::open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            anyhow::bail!("the database {} cannot use WAL mode", path.display());
-        }
-        configure(&conn)?;
-        migrate(&conn)?;
-        let clock = StampClock::starting_after(last_stamp(&conn)?);
-        Ok(SqliteStore {
-            writer: Arc::new(Writer::start(conn, clock)?),
-            readers: Some(Arc::new(ReadPool {
-                path: path.to_path_buf(),
-                idle: Mutex::new(Vec::new()),
-            })),
-        })
+/// Opens (creating and migrating) the database file at `path`.
+pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        anyhow::bail!("the database {} cannot use WAL mode", path.display());
     }
+    configure(&conn)?;
+    migrate(&conn)?;
+    let writer_path = path.to_path_buf();
+    let writer = Writer::start(
+        Some(SqliteConn::new(conn)),
+        Box::new(move || open_writer(&writer_path)),
+    )?;
+    let reader_path: PathBuf = path.to_path_buf();
+    let readers = Pool::new(
+        Box::new(move || open_reader(&reader_path)),
+        MAX_IDLE_READERS,
+    );
+    Ok(SqlStore::new(writer, Some(readers)))
+}
 
-    /// A throw-away database that lives as long as the process.
-    pub fn open_memory() -> anyhow::Result<SqliteStore> {
-        let conn = Connection::open_in_memory()?;
-        configure(&conn)?;
-        migrate(&conn)?;
-        Ok(SqliteStore {
-            writer: Arc::new(Writer::start(
-                conn,
-                StampClock::starting_after(Timestamp::MIN),
-            )?),
-            readers: None,
-        })
-    }
+/// A throw-away database that lives as long as the process.
+pub fn open_memory() -> anyhow::Result<SqliteStore> {
+    let conn = Connection::open_in_memory()?;
+    configure(&conn)?;
+    migrate(&conn)?;
+    let writer = Writer::start(
+        Some(SqliteConn::new(conn)),
+        Box::new(|| {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the in-memory database is gone"
+            )))
+        }),
+    )?;
+    Ok(SqlStore::new(writer, None))
+}
 
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-        T: Send + 'static,
-    {
-        match &self.readers {
-            Some(pool) => {
-                let pool = pool.clone();
-                tokio::task::spawn_blocking(move || pool.with(f))
-                    .await
-                    .map_err(|e| StoreError::Internal(e.into()))?
-            }
-            None => self.writer.read(f).await,
-        }
-    }
+fn open_writer(path: &Path) -> Result<SqliteConn, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    Ok(SqliteConn::new(conn))
+}
+
+fn open_reader(path: &Path) -> Result<SqliteConn, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    configure(&conn)?;
+    Ok(SqliteConn::new(conn))
 }
 
 /// Applies the migrations not yet recorded, each in its own transaction.
@@ -148,331 +146,4 @@ pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
-}
-
-fn last_stamp(conn: &Connection) -> rusqlite::Result<Timestamp> {
-    let ticks: Option<i64> = conn.query_row(
-        "SELECT MAX(modified_dateutc) FROM job_dispatch_log",
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(ticks.map(Timestamp::from_ticks).unwrap_or(Timestamp::MIN))
-}
-
-/// Read-only connections, opened on demand and kept for reuse.
-struct ReadPool {
-    path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
-}
-
-impl ReadPool {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                        | OpenFlags::SQLITE_OPEN_URI,
-                )?;
-                configure(&c)?;
-                c
-            }
-        };
-        let result = f(&conn);
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-        result
-    }
-}
-
-fn login_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoginRecord> {
-    let role: String = r.get(5)?;
-    Ok(LoginRecord {
-        login_id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        domain: r.get(2)?,
-        username: r.get(3)?,
-        password_hash: r.get(4)?,
-        role: role.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
-        })?,
-        user_id: r.get(6)?,
-    })
-}
-
-const LOGIN_COLUMNS: &str =
-    "u.id, u.tenant_id, t.domain, u.username, u.password_hash, u.role, u.user_id
-     FROM app_user u JOIN tenant t ON t.id = u.tenant_id";
-
-#[async_trait]
-impl Store for SqliteStore {
-    async fn save(
-        &self,
-        caller: &Principal,
-        items: Vec<SaveItem>,
-    ) -> Result<Vec<SaveOutcome>, StoreError> {
-        let caller = caller.clone();
-        self.writer
-            .write(move |ctx| ops::save(ctx, &caller, &items))
-            .await
-    }
-
-    async fn get(
-        &self,
-        caller: &Principal,
-        id: Uuid,
-    ) -> Result<Option<JobDispatchLog>, StoreError> {
-        let caller = caller.clone();
-        self.read(move |conn| ops::in_snapshot(conn, |conn| ops::get(conn, &caller, id)))
-            .await
-    }
-
-    async fn delete(
-        &self,
-        caller: &Principal,
-        id: Uuid,
-        if_match: Option<String>,
-    ) -> Result<DeleteOutcome, StoreError> {
-        let caller = caller.clone();
-        self.writer
-            .write(move |ctx| ops::delete(ctx, &caller, id, if_match.as_deref()))
-            .await
-    }
-
-    async fn decide(
-        &self,
-        caller: &Principal,
-        id: Uuid,
-        decision: Decision,
-        if_match: Option<String>,
-    ) -> Result<JobDispatchLog, StoreError> {
-        let caller = caller.clone();
-        self.writer
-            .write(move |ctx| ops::decide(ctx, &caller, id, &decision, if_match.as_deref()))
-            .await
-    }
-
-    async fn dispatch(
-        &self,
-        caller: &Principal,
-        jobs_id: Uuid,
-        user_ids: Vec<Uuid>,
-        is_workshop: bool,
-    ) -> Result<Vec<JobDispatchLog>, StoreError> {
-        let caller = caller.clone();
-        self.writer
-            .write(move |ctx| ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop))
-            .await
-    }
-
-    async fn history(
-        &self,
-        caller: &Principal,
-        id: Uuid,
-    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
-        let caller = caller.clone();
-        self.read(move |conn| ops::in_snapshot(conn, |conn| ops::history(conn, &caller, id)))
-            .await
-    }
-
-    async fn changes(
-        &self,
-        caller: &Principal,
-        since: Option<Timestamp>,
-        limit: usize,
-    ) -> Result<ChangesPage, StoreError> {
-        let caller = caller.clone();
-        self.read(move |conn| {
-            ops::in_snapshot(conn, |conn| ops::changes(conn, &caller, since, limit))
-        })
-        .await
-    }
-
-    async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError> {
-        self.writer.write(move |ctx| ops::purge(ctx, cutoff)).await
-    }
-
-    async fn add_token(
-        &self,
-        domain: &str,
-        username: &str,
-        token_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let (domain, username, hash) = (
-            domain.to_string(),
-            username.to_string(),
-            token_hash.to_string(),
-        );
-        self.writer
-            .write(move |ctx| {
-                let n = ctx.conn.execute(
-                    "INSERT INTO api_token (user_pk, token_hash, created_at)
-                     SELECT u.id, ?3, ?4 FROM app_user u JOIN tenant t ON t.id = u.tenant_id
-                     WHERE t.domain = ?1 AND u.username = ?2",
-                    params![domain, username, hash, Timestamp::now().ticks()],
-                )?;
-                Ok(n == 1)
-            })
-            .await
-    }
-
-    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError> {
-        let (domain, username) = (domain.to_string(), username.to_string());
-        self.writer
-            .write(move |ctx| {
-                let n = ctx.conn.execute(
-                    "DELETE FROM api_token WHERE user_pk IN (
-                         SELECT u.id FROM app_user u JOIN tenant t ON t.id = u.tenant_id
-                         WHERE t.domain = ?1 AND u.username = ?2)",
-                    params![domain, username],
-                )?;
-                Ok(n as u64)
-            })
-            .await
-    }
-
-    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
-        let hash = token_hash.to_string();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {LOGIN_COLUMNS} JOIN api_token k ON k.user_pk = u.id WHERE k.token_hash = ?1"
-            ))?;
-            Ok(stmt.query_row([hash], login_of).optional()?)
-        })
-        .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn find_login(
-        &self,
-        domain: &str,
-        username: &str,
-    ) -> Result<Option<LoginRecord>, StoreError> {
-        let (domain, username) = (domain.to_string(), username.to_string());
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {LOGIN_COLUMNS} WHERE t.domain = ?1 AND u.username = ?2"
-            ))?;
-            Ok(stmt
-                .query_row(params![domain, username], login_of)
-                .optional()?)
-        })
-        .await
-    }
-
-    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError> {
-        self.writer
-            .write(move |ctx| {
-                let conn = ctx.conn;
-                let now = Timestamp::now().ticks();
-                conn.execute(
-                    "INSERT INTO tenant (domain, created_at) VALUES (?1, ?2)
-                     ON CONFLICT (domain) DO NOTHING",
-                    params![user.domain, now],
-                )?;
-                let tenant: i64 = conn.query_row(
-                    "SELECT id FROM tenant WHERE domain = ?1",
-                    [&user.domain],
-                    |r| r.get(0),
-                )?;
-                let inserted = conn.execute(
-                    "INSERT INTO app_user (tenant_id, username, password_hash, role, user_id, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (tenant_id, username) DO NOTHING",
-                    params![
-                        tenant,
-                        user.username,
-                        user.password_hash,
-                        user.role.as_str(),
-                        user.user_id,
-                        now
-                    ],
-                )?;
-                Ok(inserted == 1)
-            })
-            .await
-    }
-
-    async fn set_password(
-        &self,
-        domain: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let (domain, username, hash) = (
-            domain.to_string(),
-            username.to_string(),
-            password_hash.to_string(),
-        );
-        self.writer
-            .write(move |ctx| {
-                let n = ctx.conn.execute(
-                    "UPDATE app_user SET password_hash = ?3
-                     WHERE username = ?2 AND tenant_id = (SELECT id FROM tenant WHERE domain = ?1)",
-                    params![domain, username, hash],
-                )?;
-                Ok(n == 1)
-            })
-            .await
-    }
-
-    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError> {
-        let (domain, username) = (domain.to_string(), username.to_string());
-        self.writer
-            .write(move |ctx| {
-                let n = ctx.conn.execute(
-                    "DELETE FROM app_user
-                     WHERE username = ?2 AND tenant_id = (SELECT id FROM tenant WHERE domain = ?1)",
-                    params![domain, username],
-                )?;
-                Ok(n == 1)
-            })
-            .await
-    }
-
-    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError> {
-        let domain = domain.map(str::to_string);
-        self.read(move |conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {LOGIN_COLUMNS} WHERE ?1 IS NULL OR t.domain = ?1
-                 ORDER BY t.domain, u.username"
-            ))?;
-            let users = stmt
-                .query_map([domain], login_of)?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(users)
-        })
-        .await
-    }
-
-    async fn count_users(&self) -> Result<u64, StoreError> {
-        self.read(|conn| {
-            let n: i64 = conn.query_row("SELECT COUNT(*) FROM app_user", [], |r| r.get(0))?;
-            Ok(n as u64)
-        })
-        .await
-    }
-
-    async fn close(&self) {
-        if let Some(pool) = &self.readers {
-            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        }
-        let writer = self.writer.clone();
-        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
-    }
 }

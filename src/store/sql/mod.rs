@@ -1,0 +1,253 @@
+//! The engine-independent half of the store: the writer with group commit, the read pool, and
+//! every operation, over the [`Conn`] trait that each engine implements with its own SQL.
+
+pub mod conn;
+pub mod ops;
+pub mod pool;
+pub mod writer;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use self::conn::Conn;
+use self::pool::Pool;
+use self::writer::Writer;
+use super::{
+    ChangesPage, DeleteOutcome, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome, Store,
+    StoreError,
+};
+use crate::domain::workflow::{Decision, HistoryEntry};
+use crate::domain::{JobDispatchLog, Principal, Timestamp};
+
+/// A [`Store`] over one writer connection and, when the engine allows several connections,
+/// a pool of readers.
+pub struct SqlStore<C: Conn> {
+    writer: Arc<Writer<C>>,
+    readers: Option<Arc<Pool<C>>>,
+}
+
+/// Runs `f` inside one read transaction, so that every query sees the same snapshot.
+fn in_snapshot<C: Conn, T>(
+    conn: &mut C,
+    f: impl FnOnce(&mut C) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.begin_read()?;
+    let result = f(conn);
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+impl<C: Conn> SqlStore<C> {
+    pub fn new(writer: Writer<C>, readers: Option<Pool<C>>) -> Self {
+        SqlStore {
+            writer: Arc::new(writer),
+            readers: readers.map(Arc::new),
+        }
+    }
+
+    /// Runs a read on a pooled connection (or, without a pool, on the writer between groups).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.readers {
+            Some(pool) => {
+                let pool = pool.clone();
+                tokio::task::spawn_blocking(move || pool.with(f))
+                    .await
+                    .map_err(|e| StoreError::Internal(e.into()))?
+            }
+            None => self.writer.read(f).await,
+        }
+    }
+
+    /// Writes that touch no tenant's rows (users, tokens).
+    async fn admin_write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.write(None, move |ctx| f(ctx.conn)).await
+    }
+}
+
+#[async_trait]
+impl<C: Conn> Store for SqlStore<C> {
+    async fn save(
+        &self,
+        caller: &Principal,
+        items: Vec<SaveItem>,
+    ) -> Result<Vec<SaveOutcome>, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(Some(caller.tenant_id), move |ctx| {
+                ops::save(ctx, &caller, &items)
+            })
+            .await
+    }
+
+    async fn get(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<JobDispatchLog>, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| in_snapshot(conn, |conn| ops::get(conn, &caller, id)))
+            .await
+    }
+
+    async fn delete(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        if_match: Option<String>,
+    ) -> Result<DeleteOutcome, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(Some(caller.tenant_id), move |ctx| {
+                ops::delete(ctx, &caller, id, if_match.as_deref())
+            })
+            .await
+    }
+
+    async fn decide(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        decision: Decision,
+        if_match: Option<String>,
+    ) -> Result<JobDispatchLog, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(Some(caller.tenant_id), move |ctx| {
+                ops::decide(ctx, &caller, id, &decision, if_match.as_deref())
+            })
+            .await
+    }
+
+    async fn dispatch(
+        &self,
+        caller: &Principal,
+        jobs_id: Uuid,
+        user_ids: Vec<Uuid>,
+        is_workshop: bool,
+    ) -> Result<Vec<JobDispatchLog>, StoreError> {
+        let caller = caller.clone();
+        self.writer
+            .write(Some(caller.tenant_id), move |ctx| {
+                ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop)
+            })
+            .await
+    }
+
+    async fn history(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| in_snapshot(conn, |conn| ops::history(conn, &caller, id)))
+            .await
+    }
+
+    async fn changes(
+        &self,
+        caller: &Principal,
+        since: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<ChangesPage, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| in_snapshot(conn, |conn| ops::changes(conn, &caller, since, limit)))
+            .await
+    }
+
+    async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError> {
+        let rows = self.admin_write(move |conn| conn.purge(cutoff)).await?;
+        Ok(PurgeReport { rows })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.count_users().map(|_| ())).await
+    }
+
+    async fn find_login(
+        &self,
+        domain: &str,
+        username: &str,
+    ) -> Result<Option<LoginRecord>, StoreError> {
+        let (domain, username) = (domain.to_string(), username.to_string());
+        self.read(move |conn| conn.find_login(&domain, &username))
+            .await
+    }
+
+    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError> {
+        self.admin_write(move |conn| conn.add_user(&user)).await
+    }
+
+    async fn set_password(
+        &self,
+        domain: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (d, u, h) = (
+            domain.to_string(),
+            username.to_string(),
+            password_hash.to_string(),
+        );
+        self.admin_write(move |conn| conn.set_password(&d, &u, &h))
+            .await
+    }
+
+    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError> {
+        let (d, u) = (domain.to_string(), username.to_string());
+        self.admin_write(move |conn| conn.remove_user(&d, &u)).await
+    }
+
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError> {
+        let domain = domain.map(str::to_string);
+        self.read(move |conn| conn.list_users(domain.as_deref()))
+            .await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        self.read(|conn| conn.count_users()).await
+    }
+
+    async fn add_token(
+        &self,
+        domain: &str,
+        username: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (d, u, h) = (
+            domain.to_string(),
+            username.to_string(),
+            token_hash.to_string(),
+        );
+        self.admin_write(move |conn| conn.add_token(&d, &u, &h))
+            .await
+    }
+
+    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError> {
+        let (d, u) = (domain.to_string(), username.to_string());
+        self.admin_write(move |conn| conn.revoke_tokens(&d, &u))
+            .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |conn| conn.find_token(&hash)).await
+    }
+
+    async fn close(&self) {
+        if let Some(pool) = &self.readers {
+            pool.clear();
+        }
+        let writer = self.writer.clone();
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+    }
+}

@@ -1,0 +1,302 @@
+//! The store's operations, written once for every engine: write jobs (run by the writer inside a
+//! group's transaction) and reads (run on a read connection inside one snapshot).
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::conn::{Conn, NewHistory};
+use super::writer::WriteCtx;
+use crate::domain::job_dispatch_log::assigned_user_ids;
+use crate::domain::workflow::{self, Decision, HistoryEntry, Reach, Refusal};
+use crate::domain::{merge, JobDispatchLog, Principal, Timestamp};
+use crate::store::{ChangesPage, DeleteOutcome, SaveItem, SaveOutcome, StoreError, TenantId};
+
+fn assignees_text<C: Conn>(
+    conn: &mut C,
+    tenant: TenantId,
+    jobs_id: Uuid,
+) -> Result<String, StoreError> {
+    Ok(assigned_user_ids(conn.assignees(tenant, jobs_id)?))
+}
+
+/// Was this row ever reassigned away from the calling technician?
+fn formerly_assigned<C: Conn>(
+    conn: &mut C,
+    caller: &Principal,
+    row: &JobDispatchLog,
+) -> Result<bool, StoreError> {
+    if !caller.is_technician() || row.user_id == caller.user_id {
+        return Ok(false);
+    }
+    conn.formerly_assigned(caller.tenant_id, caller.user_id, row.id)
+}
+
+/// Writes a changed row (stamped by `after.modified_dateutc`, from [`WriteCtx::peek`]) with its
+/// history and, when it changes hands, the reassignment that tells the previous technician's
+/// feed to drop it.
+fn write_change<C: Conn>(
+    ctx: &mut WriteCtx<'_, C>,
+    caller: &Principal,
+    before: Option<&JobDispatchLog>,
+    after: &JobDispatchLog,
+    client_at: Option<Timestamp>,
+) -> Result<(), StoreError> {
+    let tenant = caller.tenant_id;
+    ctx.conn.upsert(tenant, after)?;
+    if let Some(before) = before {
+        if before.user_id != after.user_id {
+            ctx.conn.record_reassignment(
+                tenant,
+                after.id,
+                before.user_id,
+                after.user_id,
+                after.modified_dateutc,
+            )?;
+        }
+    }
+    let (action, changes) = workflow::describe_change(before, after);
+    let changes = serde_json::to_string(&changes).map_err(|e| StoreError::Internal(e.into()))?;
+    ctx.conn.insert_history(&NewHistory {
+        tenant,
+        id: after.id,
+        at: after.modified_dateutc,
+        client_at,
+        actor: &caller.actor(),
+        action,
+        changes: &changes,
+    })?;
+    ctx.take(tenant, after.modified_dateutc);
+    Ok(())
+}
+
+/// Fills `assigned_user_ids` of each row, one query per job.
+fn fill_assignees<C: Conn>(
+    conn: &mut C,
+    tenant: TenantId,
+    rows: &mut [JobDispatchLog],
+) -> Result<(), StoreError> {
+    let mut by_job: HashMap<Uuid, String> = HashMap::new();
+    for row in rows {
+        if let Some(ids) = by_job.get(&row.jobs_id) {
+            row.assigned_user_ids = ids.clone();
+        } else {
+            let ids = assignees_text(conn, tenant, row.jobs_id)?;
+            by_job.insert(row.jobs_id, ids.clone());
+            row.assigned_user_ids = ids;
+        }
+    }
+    Ok(())
+}
+
+pub fn save<C: Conn>(
+    ctx: &mut WriteCtx<'_, C>,
+    caller: &Principal,
+    items: &[SaveItem],
+) -> Result<Vec<SaveOutcome>, StoreError> {
+    let tenant = caller.tenant_id;
+    let batch = items.len() > 1;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let draft = &item.draft;
+        let refused = |refusal| StoreError::Refused {
+            index: batch.then_some(index),
+            refusal,
+        };
+        let existing = ctx.conn.select_row(tenant, draft.id)?;
+        let formerly = match &existing {
+            Some(row) => formerly_assigned(ctx.conn, caller, row)?,
+            None => false,
+        };
+        workflow::check_if_match(item.if_match.as_deref(), existing.as_ref()).map_err(refused)?;
+        workflow::authorize_save(caller, draft, existing.as_ref(), formerly).map_err(refused)?;
+        let stamp = ctx.peek(tenant)?;
+        let next_sequence = if existing.is_none() && draft.sequence.is_none() {
+            ctx.conn.next_sequence(tenant, draft.jobs_id)?
+        } else {
+            0
+        };
+        let merged = merge(draft, existing.as_ref(), stamp, || next_sequence);
+        if merged.changed {
+            let client_at = draft
+                .date_proceeded
+                .filter(|_| draft.is_accepted || draft.is_rejected);
+            write_change(ctx, caller, existing.as_ref(), &merged.row, client_at)?;
+        }
+        outcomes.push(SaveOutcome {
+            row: merged.row,
+            inserted: merged.inserted,
+        });
+    }
+    // Assignees once every row of the batch is in place.
+    for outcome in &mut outcomes {
+        outcome.row.assigned_user_ids = assignees_text(ctx.conn, tenant, outcome.row.jobs_id)?;
+    }
+    Ok(outcomes)
+}
+
+pub fn delete<C: Conn>(
+    ctx: &mut WriteCtx<'_, C>,
+    caller: &Principal,
+    id: Uuid,
+    if_match: Option<&str>,
+) -> Result<DeleteOutcome, StoreError> {
+    let Some(row) = ctx.conn.select_row(caller.tenant_id, id)? else {
+        return Ok(DeleteOutcome::NotFound);
+    };
+    let formerly = formerly_assigned(ctx.conn, caller, &row)?;
+    workflow::authorize_delete(caller, &row, formerly).map_err(StoreError::refused)?;
+    workflow::check_if_match(if_match, Some(&row)).map_err(StoreError::refused)?;
+    if row.sys_logical_delete {
+        return Ok(DeleteOutcome::AlreadyDeleted);
+    }
+    let mut deleted = row.clone();
+    deleted.sys_logical_delete = true;
+    deleted.modified_dateutc = ctx.peek(caller.tenant_id)?;
+    write_change(ctx, caller, Some(&row), &deleted, None)?;
+    Ok(DeleteOutcome::Deleted)
+}
+
+pub fn decide<C: Conn>(
+    ctx: &mut WriteCtx<'_, C>,
+    caller: &Principal,
+    id: Uuid,
+    decision: &Decision,
+    if_match: Option<&str>,
+) -> Result<JobDispatchLog, StoreError> {
+    let tenant = caller.tenant_id;
+    let Some(row) = ctx.conn.select_row(tenant, id)? else {
+        return Err(StoreError::refused(Refusal::NotFound));
+    };
+    let formerly = formerly_assigned(ctx.conn, caller, &row)?;
+    if workflow::reach(caller, &row, formerly) != Reach::Hidden {
+        workflow::check_if_match(if_match, Some(&row)).map_err(StoreError::refused)?;
+    }
+    let stamp = ctx.peek(tenant)?;
+    let mut result = match workflow::decide(caller, &row, formerly, decision, stamp)
+        .map_err(StoreError::refused)?
+    {
+        Some(next) => {
+            write_change(ctx, caller, Some(&row), &next, decision.client_time())?;
+            next
+        }
+        None => row,
+    };
+    result.assigned_user_ids = assignees_text(ctx.conn, tenant, result.jobs_id)?;
+    Ok(result)
+}
+
+pub fn dispatch<C: Conn>(
+    ctx: &mut WriteCtx<'_, C>,
+    caller: &Principal,
+    jobs_id: Uuid,
+    user_ids: &[Uuid],
+    is_workshop: bool,
+) -> Result<Vec<JobDispatchLog>, StoreError> {
+    let tenant = caller.tenant_id;
+    let mut assigned = ctx.conn.assignees(tenant, jobs_id)?;
+    for user_id in user_ids {
+        if assigned.contains(user_id) {
+            continue;
+        }
+        let stamp = ctx.peek(tenant)?;
+        let row = JobDispatchLog {
+            id: Uuid::new_v4(),
+            jobs_id,
+            user_id: *user_id,
+            date_create: stamp,
+            date_proceeded: Timestamp::UNSET_PROCEEDED,
+            is_accepted: false,
+            is_rejected: false,
+            rejected_reason: String::new(),
+            sys_logical_delete: false,
+            is_workshop,
+            modified_dateutc: stamp,
+            sequence: ctx.conn.next_sequence(tenant, jobs_id)?,
+            assigned_user_ids: String::new(),
+        };
+        write_change(ctx, caller, None, &row, None)?;
+        assigned.push(*user_id);
+    }
+    let mut rows = ctx.conn.job_rows(tenant, jobs_id)?;
+    fill_assignees(ctx.conn, tenant, &mut rows)?;
+    Ok(rows)
+}
+
+/// One row as the caller may see it.
+pub fn get<C: Conn>(
+    conn: &mut C,
+    caller: &Principal,
+    id: Uuid,
+) -> Result<Option<JobDispatchLog>, StoreError> {
+    let Some(mut row) = conn.select_row(caller.tenant_id, id)? else {
+        return Ok(None);
+    };
+    if caller.is_technician() && row.user_id != caller.user_id {
+        return Ok(None);
+    }
+    row.assigned_user_ids = assignees_text(conn, caller.tenant_id, row.jobs_id)?;
+    Ok(Some(row))
+}
+
+pub fn history<C: Conn>(
+    conn: &mut C,
+    caller: &Principal,
+    id: Uuid,
+) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+    let Some(row) = conn.select_row(caller.tenant_id, id)? else {
+        return Ok(None);
+    };
+    let formerly = formerly_assigned(conn, caller, &row)?;
+    if workflow::reach(caller, &row, formerly) == Reach::Hidden {
+        return Ok(None);
+    }
+    conn.history(caller.tenant_id, id).map(Some)
+}
+
+pub fn changes<C: Conn>(
+    conn: &mut C,
+    caller: &Principal,
+    since: Option<Timestamp>,
+    limit: usize,
+) -> Result<ChangesPage, StoreError> {
+    let tenant = caller.tenant_id;
+    if let Some(since) = since {
+        if since < conn.purged_through(tenant)? {
+            return Err(StoreError::CursorPurged);
+        }
+    }
+    let after = since.map(Timestamp::ticks).unwrap_or(i64::MIN);
+    let technician = caller.is_technician().then_some(caller.user_id);
+    let mut rows = conn.changed_rows(tenant, technician, after, limit + 1)?;
+    let mut removals = match technician {
+        Some(user) => conn.scope_exits(tenant, user, after, limit + 1)?,
+        None => Vec::new(),
+    };
+    // Merge the two streams by stamp (unique within the tenant) and keep the first `limit`.
+    let total = rows.len() + removals.len();
+    if total > limit {
+        let mut stamps: Vec<i64> = rows
+            .iter()
+            .map(|r| r.modified_dateutc.ticks())
+            .chain(removals.iter().map(|(_, t)| *t))
+            .collect();
+        stamps.sort_unstable();
+        let last_kept = stamps[limit - 1];
+        rows.retain(|r| r.modified_dateutc.ticks() <= last_kept);
+        removals.retain(|(_, t)| *t <= last_kept);
+    }
+    let last = rows
+        .iter()
+        .map(|r| r.modified_dateutc.ticks())
+        .chain(removals.iter().map(|(_, t)| *t))
+        .max()
+        .map(Timestamp::from_ticks);
+    fill_assignees(conn, tenant, &mut rows)?;
+    Ok(ChangesPage {
+        rows,
+        removed: removals.into_iter().map(|(id, _)| id).collect(),
+        last,
+        has_more: total > limit,
+    })
+}

@@ -1,0 +1,326 @@
+//! The writer: one connection, one thread, group commit — for either engine.
+//!
+//! Every commit waits for the disk (`synchronous=FULL` on SQLite, `synchronous_commit` on
+//! PostgreSQL). Rather than have each request pay for its own sync, every write is a job sent to
+//! this thread; the thread takes all jobs waiting, runs each inside its own savepoint (so one
+//! failing job does not undo the others), commits once, and only then answers them. A reply
+//! therefore always means "on disk".
+//!
+//! **Stamps in commit order.** At the start of a group the writer locks the row of every tenant
+//! the group writes to (in id order, so writers of several instances never deadlock) and reads
+//! its last stamp. Each change takes `max(server clock, previous stamp + 100 ns)`; the new last
+//! stamps are written back just before the commit, which releases the locks. A later
+//! transaction of the same tenant waits for the lock, so it both commits later and stamps higher:
+//! stamp order is commit order, which is what sync needs (SPEC §7).
+
+use std::collections::{BTreeSet, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::oneshot;
+
+use super::conn::Conn;
+use crate::domain::Timestamp;
+use crate::store::{StoreError, TenantId};
+
+/// The most jobs committed together; bounds the latency one commit adds to its first job.
+const MAX_GROUP: usize = 512;
+
+/// The last stamp of each tenant locked by the current group.
+#[derive(Debug, Default)]
+pub struct StampBook {
+    last: HashMap<TenantId, (Timestamp, bool)>,
+}
+
+/// What a write job sees: the connection inside the group's transaction, and the stamps.
+pub struct WriteCtx<'a, C: Conn> {
+    pub conn: &'a mut C,
+    stamps: &'a mut StampBook,
+}
+
+impl<C: Conn> WriteCtx<'_, C> {
+    /// The stamp the tenant's next change would get; it is only used by [`WriteCtx::take`].
+    pub fn peek(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
+        let last = match self.stamps.last.get(&tenant) {
+            Some((last, _)) => *last,
+            None => {
+                let last = self.conn.lock_tenant_stamp(tenant)?;
+                self.stamps.last.insert(tenant, (last, false));
+                last
+            }
+        };
+        Ok(Timestamp::now().max(last.succ()))
+    }
+
+    /// Marks `stamp` (from [`WriteCtx::peek`]) as used by a change of the tenant.
+    pub fn take(&mut self, tenant: TenantId, stamp: Timestamp) {
+        self.stamps.last.insert(tenant, (stamp, true));
+    }
+}
+
+trait WriteJob<C: Conn>: Send {
+    fn tenant(&self) -> Option<TenantId>;
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_, C>) -> Box<dyn Finish>;
+    fn abort(self: Box<Self>, error: StoreError);
+}
+
+trait Finish: Send {
+    /// False: the job failed and its savepoint is rolled back.
+    fn keep(&self) -> bool;
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct ClosureJob<F, T> {
+    tenant: Option<TenantId>,
+    f: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+struct PendingReply<T> {
+    result: Result<T, StoreError>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<C, F, T> WriteJob<C> for ClosureJob<F, T>
+where
+    C: Conn,
+    F: FnOnce(&mut WriteCtx<'_, C>) -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    fn tenant(&self) -> Option<TenantId> {
+        self.tenant
+    }
+
+    fn run(self: Box<Self>, ctx: &mut WriteCtx<'_, C>) -> Box<dyn Finish> {
+        let result = (self.f)(ctx);
+        Box::new(PendingReply {
+            result,
+            reply: self.reply,
+        })
+    }
+
+    fn abort(self: Box<Self>, error: StoreError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+impl<T: Send + 'static> Finish for PendingReply<T> {
+    fn keep(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let result = match commit {
+            Ok(()) => self.result,
+            Err(message) => Err(StoreError::Unavailable(anyhow::anyhow!(
+                "commit failed: {message}"
+            ))),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+type ReadJob<C> = Box<dyn FnOnce(&mut C) + Send>;
+
+enum Job<C: Conn> {
+    Write(Box<dyn WriteJob<C>>),
+    /// Runs between groups, never inside a transaction (used when there is no reader pool).
+    Read(ReadJob<C>),
+}
+
+/// Opens a connection for the writer (again, after the database went away).
+pub type Connect<C> = Box<dyn FnMut() -> Result<C, StoreError> + Send>;
+
+/// The handle requests use to reach the writer thread.
+pub struct Writer<C: Conn> {
+    /// None once closed; dropping the sender lets the thread drain its queue and stop.
+    jobs: Mutex<Option<Sender<Job<C>>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<C: Conn> Writer<C> {
+    pub fn start(first: Option<C>, connect: Connect<C>) -> std::io::Result<Writer<C>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || run(first, connect, rx))?;
+        Ok(Writer {
+            jobs: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Runs `f` in the next group's transaction; resolves once that group is committed.
+    /// `tenant` is the tenant whose rows `f` changes (its stamp is locked for the group).
+    pub async fn write<T, F>(&self, tenant: Option<TenantId>, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut WriteCtx<'_, C>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Write(Box::new(ClosureJob { tenant, f, reply })))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "the write job ended without an answer"
+            )))
+        })
+    }
+
+    /// Runs `f` on the writer's connection outside any transaction.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Read(Box::new(move |conn: &mut C| {
+            let _ = reply.send(f(conn));
+        })))?;
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the database is not available"
+            )))
+        })
+    }
+
+    /// Jobs waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, Sender::len)
+    }
+
+    fn send(&self, job: Job<C>) -> Result<(), StoreError> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = match jobs.as_ref() {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if sent {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(anyhow::anyhow!(
+                "the database is closed"
+            )))
+        }
+    }
+
+    /// Lets queued jobs finish, then stops the thread and closes its connection. Blocks.
+    pub fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C>>) {
+    let mut writes: Vec<Box<dyn WriteJob<C>>> = Vec::with_capacity(MAX_GROUP);
+    let mut reads: Vec<ReadJob<C>> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write(w) => writes.push(w),
+                Job::Read(r) => reads.push(r),
+            }
+            if writes.len() < MAX_GROUP {
+                next = rx.try_recv().ok();
+            }
+        }
+        if conn.as_ref().is_none_or(|c| c.is_broken()) {
+            conn = match connect() {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    let message = e.to_string();
+                    for job in writes.drain(..) {
+                        job.abort(StoreError::Unavailable(anyhow::anyhow!("{message}")));
+                    }
+                    // Read jobs are dropped: their callers see the database as unavailable.
+                    reads.clear();
+                    continue;
+                }
+            };
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        if !writes.is_empty() {
+            commit_group(c, writes.drain(..));
+        }
+        for read in reads.drain(..) {
+            let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
+        }
+    }
+}
+
+fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<dyn WriteJob<C>>>) {
+    let jobs: Vec<_> = jobs.collect();
+    let mut stamps = StampBook::default();
+    let tenants: BTreeSet<TenantId> = jobs.iter().filter_map(|j| j.tenant()).collect();
+    let started = conn.begin_write().and_then(|()| {
+        for tenant in &tenants {
+            let last = conn.lock_tenant_stamp(*tenant)?;
+            stamps.last.insert(*tenant, (last, false));
+        }
+        Ok(())
+    });
+    if let Err(e) = started {
+        let _ = conn.execute_batch("ROLLBACK");
+        let message = e.to_string();
+        for job in jobs {
+            job.abort(StoreError::Unavailable(anyhow::anyhow!(
+                "cannot start a transaction: {message}"
+            )));
+        }
+        return;
+    }
+    let mut finished: Vec<Box<dyn Finish>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            job.abort(e);
+            continue;
+        }
+        let mut ctx = WriteCtx {
+            conn: &mut *conn,
+            stamps: &mut stamps,
+        };
+        match catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
+            Ok(done) => {
+                let end = if done.keep() {
+                    "RELEASE SAVEPOINT job"
+                } else {
+                    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+                };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "ending a savepoint failed");
+                }
+                finished.push(done);
+            }
+            Err(_) => {
+                // The job's reply channel is gone with the panic; its caller sees an error.
+                tracing::error!("a write job panicked; its changes are rolled back");
+                let _ = conn.execute_batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
+            }
+        }
+    }
+    let mut commit = Ok(());
+    for (tenant, (stamp, used)) in &stamps.last {
+        if *used {
+            if let Err(e) = conn.store_tenant_stamp(*tenant, *stamp) {
+                commit = Err(e.to_string());
+                break;
+            }
+        }
+    }
+    let commit = commit.and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()));
+    if commit.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for done in finished {
+        done.finish(commit.clone());
+    }
+}
