@@ -706,7 +706,15 @@ impl Parser<'_> {
                     ),
                 ))
             }
-            Tok::Ident(ref w) => return Err(unknown_word(w, &t, self.peek())),
+            Tok::Ident(ref w) if matches!(self.peek(), Some(Token { tok: Tok::Open, .. })) => {
+                return Err(unknown_word(w, &t, self.peek()))
+            }
+            Tok::Ident(ref w) => {
+                return Err(QueryError::filter(
+                    t.pos,
+                    format!("expected a value, found '{w}'; write text in single quotes ('{w}')"),
+                ))
+            }
             Tok::Open | Tok::Close | Tok::Comma => {
                 let before = match self.i.checked_sub(2).and_then(|k| self.tokens.get(k)) {
                     Some(prev) => format!(" after {}", self.describe(prev)),
@@ -728,8 +736,14 @@ fn is_literal_keyword(word: &str) -> bool {
         .any(|k| word.eq_ignore_ascii_case(k))
 }
 
+/// Words of the language that cannot start a condition.
+const OPERATOR_WORDS: [&str; 9] = ["and", "or", "eq", "ne", "gt", "ge", "lt", "le", "in"];
+
 /// A word that is neither a field nor a keyword where a field or value was expected.
 fn unknown_word(word: &str, t: &Token, next: Option<&Token>) -> QueryError {
+    if OPERATOR_WORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) {
+        return QueryError::filter(t.pos, format!("expected a condition before '{word}'"));
+    }
     if matches!(next, Some(Token { tok: Tok::Open, .. })) {
         return QueryError::filter(
             t.pos,

@@ -239,7 +239,7 @@ fn comma_items<'a>(option: &str, value: &'a str) -> Result<Vec<(usize, &'a str)>
     Ok(items)
 }
 
-/// A stored field named in `$orderby` or `$select`.
+/// A field named in `$orderby` or `$select`.
 fn field_named(option: &str, name: &str, pos: usize) -> Result<Field, QueryError> {
     Field::by_name(name).ok_or_else(|| {
         let message = match Field::all().find(|f| f.name().eq_ignore_ascii_case(name)) {
@@ -248,7 +248,11 @@ fn field_named(option: &str, name: &str, pos: usize) -> Result<Field, QueryError
                 f.name()
             ),
             None => {
-                let names: Vec<&str> = Field::all().map(|f| f.name()).collect();
+                // Computed fields can be selected but not sorted on; list only what works.
+                let names: Vec<&str> = Field::all()
+                    .filter(|f| option == "$select" || !f.meta().computed)
+                    .map(|f| f.name())
+                    .collect();
                 format!(
                     "unknown field '{name}'; the fields are {}",
                     names.join(", ")

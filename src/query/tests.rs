@@ -244,6 +244,13 @@ fn orderby_mistakes_are_pointed_at() {
         assert_eq!(e.position, pos, "{raw}: {e}");
         assert!(e.message.contains(expected), "{raw}: {e}");
     }
+    // Only what can be sorted on is offered.
+    assert!(!query_err("$orderby=nope")
+        .message
+        .contains("assigned_user_ids"));
+    assert!(query_err("$select=nope")
+        .message
+        .contains("assigned_user_ids"));
     assert_eq!(
         query("$orderby=sequence DESC, is_workshop Asc").order_by,
         vec![
@@ -481,7 +488,31 @@ fn malformed_filters_are_explained_at_the_right_place() {
             Some(15),
             "expected a condition after 'and'",
         ),
-        ("or is_accepted", Some(0), "unknown field 'or'"),
+        (
+            "or is_accepted",
+            Some(0),
+            "expected a condition before 'or'",
+        ),
+        (
+            "is_accepted and and is_rejected",
+            Some(16),
+            "expected a condition before 'and'",
+        ),
+        (
+            "rejected_reason eq abc",
+            Some(19),
+            "write text in single quotes ('abc')",
+        ),
+        (
+            "sequence in (1, two)",
+            Some(16),
+            "expected a value, found 'two'",
+        ),
+        (
+            "rejected_reason eq trim(rejected_reason)",
+            Some(19),
+            "unknown function 'trim'",
+        ),
         ("not", Some(3), "expected a condition after 'not'"),
         (
             "is_accepted is_rejected",
