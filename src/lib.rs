@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod query;
 pub mod store;
 pub mod telemetry;
 pub mod wire;
