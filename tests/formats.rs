@@ -747,3 +747,34 @@ async fn problems_carry_type_title_status_detail_and_message_in_the_negotiated_f
     assert_eq!(problem["detail"], problem["Message"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_utf8_byte_order_mark_before_a_json_or_xml_body_is_accepted() {
+    // .NET clients writing with Encoding.UTF8 (StreamWriter, DataContractSerializer) send one.
+    let app = spawn_app().await;
+    let json_body = format!("\u{feff}{}", new_row());
+    let res = app
+        .admin()
+        .post_raw(
+            SAVE,
+            Some("application/json; charset=utf-8"),
+            None,
+            json_body,
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let xml_body = format!(
+        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><job_dispatch_log><jobs_id>{}</jobs_id><user_id>{}</user_id></job_dispatch_log>",
+        guid(),
+        guid()
+    );
+    let res = app.admin().post_xml(SAVE, &xml_body).await;
+    assert_eq!(res.status, 201, "{}", res.text);
+    let list = format!("\u{feff}[{}]", new_row());
+    let res = app
+        .admin()
+        .post_raw(common::SAVE_MULTIPLE, Some("application/json"), None, list)
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    app.stop().await;
+}

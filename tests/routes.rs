@@ -264,3 +264,51 @@ async fn health_answers_200_without_credentials() {
     assert_eq!(res.status, 200, "{}", res.text);
     app.stop().await;
 }
+
+/// Sends a chunked POST (no Content-Length) of `size` bytes over a raw connection and returns
+/// the status line.
+async fn chunked_post(app: &common::TestApp, path: &str, size: usize) -> String {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(common::ADMIN);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Basic {auth}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    let (mut read, mut write) = stream.split();
+    let writer = async {
+        write.write_all(head.as_bytes()).await?;
+        let chunk = vec![b' '; 64 * 1024];
+        let mut sent = 0;
+        while sent < size {
+            let n = chunk.len().min(size - sent);
+            write.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+            write.write_all(&chunk[..n]).await?;
+            write.write_all(b"\r\n").await?;
+            sent += n;
+        }
+        write.write_all(b"0\r\n\r\n").await?;
+        Ok::<_, std::io::Error>(())
+    };
+    let reader = async {
+        let mut response = Vec::new();
+        let _ = read.read_to_end(&mut response).await;
+        String::from_utf8_lossy(&response).into_owned()
+    };
+    // The server may answer (and close) before the whole body is sent.
+    let (_, response) = tokio::join!(writer, reader);
+    response.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_chunked_body_without_content_length_is_limited_too() {
+    let app = spawn_app().await;
+    let status = chunked_post(&app, SAVE, (1 << 20) + 1).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    // A small chunked body is read normally (all white space: not JSON).
+    let status = chunked_post(&app, SAVE, 10).await;
+    assert!(status.starts_with("HTTP/1.1 400"), "{status}");
+    app.stop().await;
+}
