@@ -167,8 +167,15 @@ pub enum DecodeError {
     Invalid(ValidationErrors),
 }
 
+/// The body without a leading UTF-8 byte order mark: .NET clients writing with `Encoding.UTF8`
+/// (StreamWriter, DataContractSerializer) send one, and the original accepts it.
+fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
 /// Decodes a body holding one row.
 pub fn decode_one(format: Format, body: &[u8]) -> Result<RawRecord, DecodeError> {
+    let body = without_bom(body);
     match format {
         Format::Json => json::decode_one(body),
         Format::Xml => xml::decode_one(body),
@@ -177,6 +184,7 @@ pub fn decode_one(format: Format, body: &[u8]) -> Result<RawRecord, DecodeError>
 
 /// Decodes a body holding a list of rows.
 pub fn decode_list(format: Format, body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
+    let body = without_bom(body);
     match format {
         Format::Json => json::decode_list(body),
         Format::Xml => xml::decode_list(body),

@@ -255,3 +255,330 @@ pub fn guid() -> String {
 pub fn new_row() -> Value {
     serde_json::json!({ "jobs_id": guid(), "user_id": guid() })
 }
+
+pub const SAVE: &str = "/api/JobDispatchLog/Save";
+pub const SAVE_MULTIPLE: &str = "/api/JobDispatchLog/SaveMultiple";
+
+/// `/api/JobDispatchLog(<id>)`, the OData form of a row's address.
+pub fn row_path(id: &str) -> String {
+    format!("/api/JobDispatchLog({id})")
+}
+
+/// `/api/JobDispatchLog/<id>`, the REST form of a row's address.
+pub fn row_path_slash(id: &str) -> String {
+    format!("/api/JobDispatchLog/{id}")
+}
+
+/// Every field of SPEC §2, in the JSON wire order.
+pub const JSON_FIELD_ORDER: [&str; 13] = [
+    "id",
+    "jobs_id",
+    "user_id",
+    "date_create",
+    "date_proceeded",
+    "is_accepted",
+    "is_rejected",
+    "rejected_reason",
+    "sys_logical_delete",
+    "is_workshop",
+    "modified_dateutc",
+    "sequence",
+    "assigned_user_ids",
+];
+
+/// The JSON request sample of the original's help page, verbatim.
+pub const SEED_JSON: &str = r#"{
+  "id": "567c1c0c-91e3-4ca3-ac31-eb151e427f59",
+  "jobs_id": "5f1e9a72-a0e8-4276-9cd5-3b00416d5f59",
+  "user_id": "ab53b170-9ede-42f6-85e5-eac282e3ac0a",
+  "date_create": "2026-01-11T21:02:31.7932294+00:00",
+  "date_proceeded": "2026-01-11T21:02:31.7932294+00:00",
+  "is_accepted": true,
+  "is_rejected": true,
+  "rejected_reason": "sample string 8",
+  "sys_logical_delete": true,
+  "is_workshop": true,
+  "modified_dateutc": "2026-01-11T21:02:31.7932294+00:00",
+  "sequence": 12,
+  "assigned_user_ids": "sample string 13"
+}"#;
+
+/// The XML request sample of the original's help page, verbatim.
+pub const SEED_XML: &str = r#"<job_dispatch_log xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+  <assigned_user_ids>sample string 13</assigned_user_ids>
+  <date_create>2026-01-11T21:02:31.793Z</date_create>
+  <date_proceeded>2026-01-11T21:02:31.793Z</date_proceeded>
+  <id>567c1c0c-91e3-4ca3-ac31-eb151e427f59</id>
+  <is_accepted>true</is_accepted>
+  <is_rejected>true</is_rejected>
+  <is_workshop>true</is_workshop>
+  <jobs_id>5f1e9a72-a0e8-4276-9cd5-3b00416d5f59</jobs_id>
+  <modified_dateutc>2026-01-11T21:02:31.793Z</modified_dateutc>
+  <rejected_reason>sample string 8</rejected_reason>
+  <sequence>12</sequence>
+  <sys_logical_delete>true</sys_logical_delete>
+  <user_id>ab53b170-9ede-42f6-85e5-eac282e3ac0a</user_id>
+</job_dispatch_log>"#;
+
+/// The seed's JSON sample as a value, to be edited into valid variants.
+pub fn seed_json() -> Value {
+    serde_json::from_str(SEED_JSON).unwrap()
+}
+
+/// The server clock as the service writes it in JSON, for bracketing server stamps.
+pub fn now_json() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let ticks = now.nanosecond() / 100;
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        ticks
+    )
+}
+
+/// A string field of a JSON row.
+pub fn s(row: &Value, field: &str) -> String {
+    row[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is not a string in {row}"))
+        .to_string()
+}
+
+impl Api<'_> {
+    /// Posts `body` with the given `Content-Type` (none when None) and `Accept` (none when None).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        accept: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> Resp {
+        let mut req = self.request(reqwest::Method::POST, path).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(accept) = accept {
+            req = req.header("accept", accept);
+        }
+        self.send(req).await
+    }
+
+    /// GET with an `Accept` header.
+    pub async fn get_accept(&self, path: &str, accept: &str) -> Resp {
+        self.send(
+            self.request(reqwest::Method::GET, path)
+                .header("accept", accept),
+        )
+        .await
+    }
+}
+
+/// A parsed XML element: name as written (with prefix), attributes, text and children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct El {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub text: String,
+    pub children: Vec<El>,
+}
+
+impl El {
+    pub fn child(&self, name: &str) -> Option<&El> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of a child element; panics when missing.
+    pub fn text_of(&self, name: &str) -> String {
+        self.child(name)
+            .unwrap_or_else(|| panic!("no <{name}> in <{}>", self.name))
+            .text
+            .clone()
+    }
+
+    pub fn child_names(&self) -> Vec<String> {
+        self.children.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn attr(&self, name: &str) -> Option<String> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Parses a whole XML document into its root element; panics when not well-formed.
+pub fn parse_xml(doc: &str) -> El {
+    use quick_xml::events::{BytesStart, Event};
+    fn element(e: &BytesStart<'_>) -> El {
+        El {
+            name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+            attrs: e
+                .attributes()
+                .map(|a| {
+                    let a = a.unwrap();
+                    (
+                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
+                        a.unescape_value().unwrap().into_owned(),
+                    )
+                })
+                .collect(),
+            text: String::new(),
+            children: Vec::new(),
+        }
+    }
+    let mut reader = quick_xml::Reader::from_str(doc);
+    let mut stack: Vec<El> = Vec::new();
+    let mut root = None;
+    loop {
+        match reader
+            .read_event()
+            .unwrap_or_else(|e| panic!("not XML ({e}): {doc}"))
+        {
+            Event::Start(e) => stack.push(element(&e)),
+            Event::Empty(e) => {
+                let el = element(&e);
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&t.unescape().unwrap());
+                }
+            }
+            Event::End(_) => {
+                let el = stack.pop().unwrap();
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    root.unwrap_or_else(|| panic!("no root element: {doc}"))
+}
+
+/// The real `dispatchlog` binary, started as operators start it.
+pub mod bin {
+    use std::io::{BufRead, BufReader};
+    use std::net::SocketAddr;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// The binary with none of its settings inherited from the environment.
+    pub fn command() -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dispatchlog"));
+        for var in [
+            "DATABASE_URL",
+            "DISPATCHLOG_ADMIN",
+            "DISPATCHLOG_PASSWORD",
+            "DISPATCHLOG_LISTEN",
+            "DISPATCHLOG_LOG_FORMAT",
+            "DISPATCHLOG_LOGIN_FAILURES_PER_MINUTE",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("RUST_LOG", "info");
+        cmd
+    }
+
+    /// `sqlite://<absolute path>`.
+    pub fn database_url(path: &Path) -> String {
+        format!("sqlite://{}", path.display())
+    }
+
+    /// A running `dispatchlog serve`; killed (SIGKILL) when dropped.
+    pub struct Server {
+        pub child: Child,
+        pub addr: SocketAddr,
+        /// Every stderr line so far.
+        pub stderr: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Server {
+        /// Starts `serve` on a free port of 127.0.0.1 and waits for its "listening" line.
+        pub fn start(db: &Path, admin: Option<&str>) -> Server {
+            let mut cmd = command();
+            cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+                .arg("--database")
+                .arg(database_url(db))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            if let Some(admin) = admin {
+                cmd.env("DISPATCHLOG_ADMIN", admin);
+            }
+            let mut child = cmd.spawn().expect("the binary starts");
+            let stderr = child.stderr.take().unwrap();
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let (tx, rx) = mpsc::channel::<String>();
+            let seen = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    seen.lock().unwrap().push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+            let addr = loop {
+                let line = match rx.recv_timeout(Duration::from_secs(120)) {
+                    Ok(line) => line,
+                    Err(_) => {
+                        let _ = child.kill();
+                        panic!(
+                            "the server did not report listening; stderr: {:?}",
+                            lines.lock().unwrap()
+                        );
+                    }
+                };
+                let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if event["message"] == "listening" {
+                    break event["address"]
+                        .as_str()
+                        .expect("the listening line names the address")
+                        .parse()
+                        .unwrap();
+                }
+            };
+            Server {
+                child,
+                addr,
+                stderr: lines,
+            }
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{}", self.addr, path)
+        }
+
+        pub fn stderr_text(&self) -> String {
+            self.stderr.lock().unwrap().join("\n")
+        }
+
+        /// SIGKILL: no shutdown code runs.
+        pub fn kill(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.kill();
+        }
+    }
+}
