@@ -9,6 +9,7 @@ pub mod extract;
 mod get;
 mod health;
 mod history;
+mod list;
 mod put;
 pub mod respond;
 mod save;
@@ -47,6 +48,7 @@ pub fn router(state: AppState) -> Router {
         .delete(delete::delete_job_dispatch_log);
     Router::new()
         .route("/health", get(health::health))
+        .route("/api/JobDispatchLog", get(list::list_job_dispatch_logs))
         .route(
             "/api/JobDispatchLog/Save",
             post(save::save_job_dispatch_log),

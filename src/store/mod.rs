@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::domain::workflow::{Decision, HistoryEntry, Refusal};
 use crate::domain::{DispatchDraft, JobDispatchLog, Principal, Role, Timestamp};
+use crate::query::ListQuery;
 
 /// A tenant's key in the database.
 pub type TenantId = i64;
@@ -62,6 +63,16 @@ pub struct ChangesPage {
     pub removed: Vec<Uuid>,
     /// The stamp of the last change in the page; None when the page is empty.
     pub last: Option<Timestamp>,
+    pub has_more: bool,
+}
+
+/// A page of the OData list (SPEC §6).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub rows: Vec<JobDispatchLog>,
+    /// The number of rows matching the filter, when `$count=true`.
+    pub count: Option<u64>,
+    /// More rows follow this page.
     pub has_more: bool,
 }
 
@@ -155,6 +166,9 @@ pub trait Store: Send + Sync + 'static {
         caller: &Principal,
         id: Uuid,
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError>;
+
+    /// A page of rows in the caller's view, filtered, ordered and paged as `query` says.
+    async fn list(&self, caller: &Principal, query: ListQuery) -> Result<ListPage, StoreError>;
 
     /// Changes after `since` (a stamp of an earlier page), at most `limit`.
     async fn changes(

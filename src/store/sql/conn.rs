@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
+use crate::query::ListQuery;
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
 /// One history entry to record.
@@ -92,6 +93,15 @@ pub trait Conn: Send + 'static {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, i64)>, StoreError>;
+    /// Up to `limit` rows (of one user, when given) matching the query, after its `$skip`,
+    /// and the number of all matching rows when `$count` asks for it.
+    fn list(
+        &mut self,
+        tenant: TenantId,
+        user: Option<Uuid>,
+        query: &ListQuery,
+        limit: usize,
+    ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError>;
     /// Removes rows logically deleted before `cutoff` (raising each tenant's horizon).
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError>;
 

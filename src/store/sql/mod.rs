@@ -15,11 +15,12 @@ pub use self::conn::Conn;
 use self::pool::Pool;
 use self::writer::Writer;
 use super::{
-    ChangesPage, DeleteOutcome, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome, Store,
-    StoreError,
+    ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome,
+    Store, StoreError,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
+use crate::query::ListQuery;
 
 /// A [`Store`] over one writer connection and, when the engine allows several connections,
 /// a pool of readers.
@@ -150,6 +151,12 @@ impl<C: Conn> Store for SqlStore<C> {
     ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
         let caller = caller.clone();
         self.read(move |conn| in_snapshot(conn, |conn| ops::history(conn, &caller, id)))
+            .await
+    }
+
+    async fn list(&self, caller: &Principal, query: ListQuery) -> Result<ListPage, StoreError> {
+        let caller = caller.clone();
+        self.read(move |conn| in_snapshot(conn, |conn| ops::list(conn, &caller, &query)))
             .await
     }
 

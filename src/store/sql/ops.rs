@@ -10,7 +10,10 @@ use super::writer::WriteCtx;
 use crate::domain::job_dispatch_log::assigned_user_ids;
 use crate::domain::workflow::{self, Decision, HistoryEntry, Reach, Refusal};
 use crate::domain::{merge, JobDispatchLog, Principal, Timestamp};
-use crate::store::{ChangesPage, DeleteOutcome, SaveItem, SaveOutcome, StoreError, TenantId};
+use crate::query::ListQuery;
+use crate::store::{
+    ChangesPage, DeleteOutcome, ListPage, SaveItem, SaveOutcome, StoreError, TenantId,
+};
 
 fn assignees_text<C: Conn>(
     conn: &mut C,
@@ -298,5 +301,24 @@ pub fn changes<C: Conn>(
         removed: removals.into_iter().map(|(id, _)| id).collect(),
         last,
         has_more: total > limit,
+    })
+}
+
+pub fn list<C: Conn>(
+    conn: &mut C,
+    caller: &Principal,
+    query: &ListQuery,
+) -> Result<ListPage, StoreError> {
+    let tenant = caller.tenant_id;
+    let technician = caller.is_technician().then_some(caller.user_id);
+    let top = query.top as usize;
+    let (mut rows, count) = conn.list(tenant, technician, query, top + 1)?;
+    let has_more = rows.len() > top;
+    rows.truncate(top);
+    fill_assignees(conn, tenant, &mut rows)?;
+    Ok(ListPage {
+        rows,
+        count,
+        has_more,
     })
 }

@@ -1,10 +1,12 @@
 //! The SQL of the SQLite engine: [`Conn`] over a `rusqlite::Connection`.
 
+use rusqlite::types::Value as SqliteValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
+use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
 use crate::store::sql::conn::{Conn, NewHistory};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
@@ -326,6 +328,54 @@ impl Conn for SqliteConn {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(exits)
+    }
+
+    fn list(
+        &mut self,
+        tenant: TenantId,
+        user: Option<Uuid>,
+        query: &ListQuery,
+        limit: usize,
+    ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError> {
+        let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];
+        let mut condition = String::from("tenant_id = ?1");
+        if let Some(user) = user {
+            params.push(SqliteValue::Blob(user.as_bytes().to_vec()));
+            condition.push_str(" AND user_id = ?2");
+        }
+        if let Some(filter) = &query.filter {
+            let fragment = filter_sql(filter, Dialect::Sqlite, params.len() + 1);
+            condition.push_str(" AND ");
+            condition.push_str(&fragment.sql);
+            params.extend(fragment.params.into_iter().map(|p| match p {
+                SqlValue::Int(i) => SqliteValue::Integer(i),
+                SqlValue::Text(t) => SqliteValue::Text(t),
+                SqlValue::Uuid(u) => SqliteValue::Blob(u.as_bytes().to_vec()),
+                SqlValue::Bool(b) => SqliteValue::Integer(i64::from(b)),
+            }));
+        }
+        let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
+        let rows = self.rows(
+            &format!(
+                "SELECT {COLUMNS} FROM job_dispatch_log WHERE {condition} ORDER BY {} \
+                 LIMIT {} OFFSET {skip}",
+                order_sql_for(&query.ordering(), Dialect::Sqlite),
+                limit as i64
+            ),
+            rusqlite::params_from_iter(params.iter()),
+        )?;
+        let count = if query.count {
+            let n: i64 = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM job_dispatch_log WHERE {condition}"
+                ))?
+                .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+            Some(n as u64)
+        } else {
+            None
+        };
+        Ok((rows, count))
     }
 
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError> {

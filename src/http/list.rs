@@ -1,0 +1,93 @@
+//! `GET /api/JobDispatchLog`: the OData list (SPEC §6).
+//!
+//! Pages are stable: the order is always completed with `id`, and a page is read from one
+//! snapshot. Paging by `modified_dateutc gt X` is exact because stamps follow commit order.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
+
+use super::extract::{Caller, Wire};
+use super::{respond, AppState};
+use crate::error::ApiError;
+use crate::query::ListQuery;
+use crate::wire::{json, percent_decode, xml, Format};
+
+pub async fn list_job_dispatch_logs(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Wire(neg): Wire,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let query = ListQuery::parse(uri.query()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let page = state.store.list(&caller, query.clone()).await?;
+    let base = base_url(&headers);
+    let next = page
+        .has_more
+        .then(|| next_link(&base, uri.query(), query.skip + u64::from(query.top)));
+    let select = query.select.as_deref();
+    let mut body = String::with_capacity(256 + page.rows.len() * 600);
+    match neg.format {
+        Format::Json => {
+            body.push_str("{\"@odata.context\":");
+            body.push_str(
+                &serde_json::Value::from(format!("{base}/api/$metadata#JobDispatchLog"))
+                    .to_string(),
+            );
+            body.push_str(",\"value\":");
+            json::write_rows(&mut body, &page.rows, select);
+            if let Some(count) = page.count {
+                body.push_str(&format!(",\"@odata.count\":{count}"));
+            }
+            if let Some(next) = &next {
+                body.push_str(",\"@odata.nextLink\":");
+                body.push_str(&serde_json::Value::from(next.as_str()).to_string());
+            }
+            body.push('}');
+        }
+        Format::Xml => xml::write_rows(&mut body, &page.rows, select),
+    }
+    let mut res = respond::body(neg, StatusCode::OK, body);
+    if let Some(count) = page.count {
+        if let Ok(v) = HeaderValue::from_str(&count.to_string()) {
+            res.headers_mut().insert("odata-count", v);
+        }
+    }
+    if let Some(next) = next {
+        if let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+            res.headers_mut().insert(header::LINK, v);
+        }
+    }
+    Ok(res)
+}
+
+/// `scheme://host` as the client sees the service.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// The same query with `$skip` moved to the next page.
+fn next_link(base: &str, query: Option<&str>, skip: u64) -> String {
+    let mut parts: Vec<String> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("");
+            !percent_decode(name).is_some_and(|n| n.eq_ignore_ascii_case("$skip"))
+        })
+        .map(str::to_string)
+        .collect();
+    parts.push(format!("$skip={skip}"));
+    format!("{base}/api/JobDispatchLog?{}", parts.join("&"))
+}
