@@ -184,12 +184,10 @@ async fn race(apps: &[Arc<TestApp>], seed: u64, writers: usize, ops: usize) {
     }
 }
 
-fn stop_all(apps: Vec<Arc<TestApp>>) -> impl std::future::Future<Output = ()> {
-    async move {
-        for app in apps.into_iter().rev() {
-            let app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("a task still holds the app"));
-            app.stop().await;
-        }
+async fn stop_all(apps: Vec<Arc<TestApp>>) {
+    for app in apps.into_iter().rev() {
+        let app = Arc::try_unwrap(app).unwrap_or_else(|_| panic!("a task still holds the app"));
+        app.stop().await;
     }
 }
 
