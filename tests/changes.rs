@@ -5,9 +5,8 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{db_url, guid, spawn_app, spawn_app_with, Api};
+use common::{db_url, guid, spawn_app, spawn_app_adjusted, Api};
 use dispatchlog::domain::Role;
-use dispatchlog::store::DatabaseUrl;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -169,9 +168,7 @@ async fn purged_rows_are_gone_and_an_older_cursor_gets_410() {
 
 #[tokio::test]
 async fn the_background_purge_removes_rows_deleted_longer_than_the_retention() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db"));
-    let app = spawn_app_with(url, dir, |s| {
+    let app = spawn_app_adjusted(|s| {
         s.retention = Duration::from_secs(1);
         s.purge_interval = Duration::from_secs(1);
     })

@@ -207,11 +207,17 @@ fn users_are_added_listed_and_removed_and_duplicates_are_refused() {
 #[tokio::test]
 async fn a_user_managed_by_the_cli_logs_in_over_http_while_the_server_runs() {
     let app = spawn_app().await;
-    let db = app.dir.path().join("dispatchlog.db");
-    let db_for = db.clone();
+    let db = common::db_url(&app);
     let cli = move |args: Vec<&'static str>| {
-        let db = db_for.clone();
-        tokio::task::spawn_blocking(move || run(&db, &args))
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            command()
+                .args(&args)
+                .arg("--database")
+                .arg(&db)
+                .output()
+                .expect("the binary runs")
+        })
     };
 
     let out = cli(vec![

@@ -5,9 +5,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{db_url, guid, spawn_app, spawn_app_with};
+use common::{db_url, guid, spawn_app, spawn_app_adjusted};
 use dispatchlog::domain::Role;
-use dispatchlog::store::DatabaseUrl;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -276,9 +275,7 @@ async fn a_bearer_token_works_until_revoked() {
 
 #[tokio::test]
 async fn repeated_failed_logins_from_one_address_get_429_with_retry_after() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db"));
-    let app = spawn_app_with(url, dir, |s| s.login_failures_per_minute = 3).await;
+    let app = spawn_app_adjusted(|s| s.login_failures_per_minute = 3).await;
     let bad = app.as_user("admin:wrong@acme");
     for _ in 0..3 {
         assert_eq!(bad.get("/api/JobDispatchLog/Changes").await.status, 401);

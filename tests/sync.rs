@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use common::{spawn_app_on, Api, TestApp};
-use dispatchlog::store::DatabaseUrl;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -203,12 +202,11 @@ async fn readers_never_miss_a_change_while_writers_race() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_database_keep_every_reader_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dispatchlog.db");
-    let second_dir = tempfile::tempdir().unwrap();
-    let apps = vec![
-        Arc::new(spawn_app_on(DatabaseUrl::SqliteFile(path.clone()), dir).await),
-        Arc::new(spawn_app_on(DatabaseUrl::SqliteFile(path), second_dir).await),
-    ];
+    let database = common::fresh_database(&dir).await;
+    let mut first = spawn_app_on(database.clone(), dir).await;
+    first.owns_database = true;
+    let second = spawn_app_on(database, tempfile::tempdir().unwrap()).await;
+    let apps = vec![Arc::new(first), Arc::new(second)];
     race(&apps, 7, 6, 200).await;
     stop_all(apps).await;
 }

@@ -4,6 +4,7 @@
 //! transaction"), not in statements, so that each engine can order stamps and group commits in
 //! its own way while giving the same guarantees (SPEC §7, §10).
 
+pub mod postgres;
 pub mod sql;
 pub mod sqlite;
 
@@ -262,8 +263,6 @@ pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
     match url {
         DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::open_file(path)?)),
         DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::open_memory()?)),
-        DatabaseUrl::Postgres(_) => anyhow::bail!(
-            "this build of dispatchlog has no PostgreSQL backend yet; use sqlite://PATH"
-        ),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(url).await?)),
     }
 }

@@ -22,30 +22,104 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
+    pub database: DatabaseUrl,
+    /// Dropped with the app (PostgreSQL); false when several apps share it.
+    pub owns_database: bool,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The server on a fresh SQLite file, with `admin:secret@acme` as admin.
-pub async fn spawn_app() -> TestApp {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    spawn_app_on(
-        DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db")),
-        dir,
-    )
+/// The PostgreSQL server the suite runs on, when `DISPATCHLOG_TEST_POSTGRES` names one (for
+/// example `postgres://postgres@127.0.0.1:5432/postgres`); otherwise the suite uses SQLite.
+pub fn postgres_server() -> Option<String> {
+    std::env::var("DISPATCHLOG_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// `url` with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+/// A database of its own for one test: a SQLite file in `dir`, or a new PostgreSQL database.
+pub async fn fresh_database(dir: &TempDir) -> DatabaseUrl {
+    let Some(server) = postgres_server() else {
+        return DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db"));
+    };
+    let name = format!("dltest_{}", Uuid::new_v4().simple());
+    let created = name.clone();
+    let admin = server.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is unreachable: {e}"));
+        client
+            .batch_execute(&format!("CREATE DATABASE {created}"))
+            .expect("a test database is created");
+    })
     .await
+    .unwrap();
+    DatabaseUrl::Postgres(with_database(&server, &name))
+}
+
+/// Drops a test's PostgreSQL database (connections of a server still running are cut).
+fn drop_database(database: &DatabaseUrl) {
+    let (DatabaseUrl::Postgres(url), Some(server)) = (database, postgres_server()) else {
+        return;
+    };
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .map(|n| n.split('?').next().unwrap_or(n).to_string())
+    else {
+        return;
+    };
+    if !name.starts_with("dltest_") {
+        return;
+    }
+    // A plain thread: the client must not run inside the test's async runtime.
+    let _ = std::thread::spawn(move || {
+        if let Ok(mut client) = postgres::Client::connect(&server, postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    })
+    .join();
+}
+
+/// The server on a fresh database, with `admin:secret@acme` as admin.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_adjusted(|_| {}).await
+}
+
+/// The server on a fresh database, with settings adjusted by `adjust`.
+pub async fn spawn_app_adjusted(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let database = fresh_database(&dir).await;
+    let mut app = spawn_app_with(database, dir, adjust).await;
+    app.owns_database = true;
+    app
 }
 
 pub async fn spawn_app_on(database: DatabaseUrl, dir: TempDir) -> TestApp {
     spawn_app_with(database, dir, |_| {}).await
 }
 
-/// The database path of a SQLite test app.
+/// The `--database` value of a test app, for the command-line tools.
 pub fn db_url(app: &TestApp) -> String {
-    format!(
-        "sqlite://{}",
-        app.dir.path().join("dispatchlog.db").display()
-    )
+    match &app.database {
+        DatabaseUrl::SqliteFile(path) => format!("sqlite://{}", path.display()),
+        DatabaseUrl::Postgres(url) => url.clone(),
+        DatabaseUrl::SqliteMemory => "sqlite::memory:".into(),
+    }
 }
 
 /// The server with settings adjusted by `adjust`.
@@ -63,6 +137,7 @@ pub async fn spawn_app_with(
         purge_interval: std::time::Duration::from_secs(3600),
     };
     adjust(&mut settings);
+    let database = settings.database.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let addr = app.local_addr();
     let store = app.store();
@@ -75,8 +150,20 @@ pub async fn spawn_app_with(
         client: reqwest::Client::new(),
         store,
         dir,
+        database,
+        owns_database: false,
         stop: Some(stop),
         task: Some(task),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Only the owner of the database drops it: a second instance on the same database
+        // (several-instance tests) is stopped first and leaves it.
+        if self.owns_database {
+            drop_database(&self.database);
+        }
     }
 }
 

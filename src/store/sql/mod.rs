@@ -251,10 +251,16 @@ impl<C: Conn> Store for SqlStore<C> {
     }
 
     async fn close(&self) {
-        if let Some(pool) = &self.readers {
-            pool.clear();
-        }
+        // Closing a connection may block (PostgreSQL's client runs its own runtime), so it
+        // happens off the async threads.
+        let readers = self.readers.clone();
         let writer = self.writer.clone();
-        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(pool) = readers {
+                pool.clear();
+            }
+            writer.close();
+        })
+        .await;
     }
 }

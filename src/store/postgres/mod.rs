@@ -1,0 +1,109 @@
+//! The PostgreSQL engine: the same schema and behaviour as SQLite, for several stateless
+//! `dispatchlog serve` instances on one database.
+//!
+//! Each instance has one writer connection (group commit, as on SQLite) and a pool of readers.
+//! Stamps follow commit order across instances because every write group locks the rows of the
+//! tenants it writes to for its whole transaction (see `store::sql::writer`). A connection that
+//! breaks (database restarted, network cut) is replaced on next use, so the service answers 503
+//! while the database is away and recovers by itself when it returns.
+
+mod conn;
+
+use std::time::Duration;
+
+pub use self::conn::PgConn;
+use super::sql::pool::Pool;
+use super::sql::writer::Writer;
+use super::sql::SqlStore;
+use super::StoreError;
+use crate::domain::Timestamp;
+
+/// Schema versions, applied in order and recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+
+/// Idle read connections kept open per instance.
+const MAX_IDLE_READERS: usize = 16;
+
+pub type PostgresStore = SqlStore<PgConn>;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        let unavailable = match e.as_db_error() {
+            // 08: connection exceptions, 53: insufficient resources, 57P: operator
+            // intervention (shutdown, crash recovery).
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+            }
+            None => {
+                e.is_closed()
+                    || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+                    || e.to_string().contains("connect")
+            }
+        };
+        if unavailable {
+            StoreError::Unavailable(e.into())
+        } else {
+            StoreError::Internal(e.into())
+        }
+    }
+}
+
+fn connect(url: &str) -> Result<PgConn, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e: postgres::Error| StoreError::Internal(e.into()))?;
+    config.application_name("dispatchlog");
+    config.connect_timeout(Duration::from_secs(5));
+    let client = config.connect(postgres::NoTls)?;
+    Ok(PgConn::new(client))
+}
+
+/// Connects, applies the migrations not yet recorded, and starts the writer and readers.
+pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = connect(&url)
+            .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
+        migrate(conn.client())?;
+        let writer_url = url.clone();
+        let writer = Writer::start(Some(conn), Box::new(move || connect(&writer_url)))?;
+        let readers = Pool::new(Box::new(move || connect(&url)), MAX_IDLE_READERS);
+        Ok(SqlStore::new(writer, Some(readers)))
+    })
+    .await?
+}
+
+/// Applies the migrations, one instance at a time (an advisory lock serialises instances that
+/// start together).
+pub fn migrate(client: &mut postgres::Client) -> anyhow::Result<()> {
+    client.batch_execute(
+        "SELECT pg_advisory_lock(7305521984);
+         CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         );",
+    )?;
+    let result = (|| -> anyhow::Result<()> {
+        for (version, sql) in MIGRATIONS {
+            let mut tx = client.transaction()?;
+            let done = tx
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )?
+                .is_some();
+            if !done {
+                tx.batch_execute(sql)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                    &[version, &Timestamp::now().ticks()],
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    })();
+    client.batch_execute("SELECT pg_advisory_unlock(7305521984)")?;
+    result
+}
