@@ -206,6 +206,7 @@ fn run(conn: Connection, rx: Receiver<Job>, mut clock: StampClock) {
             }
         }
         if !writes.is_empty() {
+            crate::metrics::global().record_group_commit(writes.len(), rx.len());
             commit_group(&conn, &mut clock, writes.drain(..));
         }
         for read in reads.drain(..) {
