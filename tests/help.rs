@@ -127,9 +127,17 @@ async fn every_field_of_the_resource_is_described_with_its_type() {
     }
     let save = page(&app, "POST-api-JobDispatchLog-Save").await;
     // The original's descriptions and type names.
-    assert!(save.contains("<td>Primary Key</td><td>globally unique identifier</td>"));
-    assert!(save.contains("<td>Date+Time in UTC when the row has been created</td><td>date</td>"));
-    assert!(save.contains("<td>sequence</td><td>integer</td>"));
+    let cells = |description: &str, ty: &str| {
+        format!(
+            "<td data-label=\"Description\">{description}</td><td data-label=\"Type\">{ty}</td>"
+        )
+    };
+    assert!(save.contains(&cells("Primary Key", "globally unique identifier")));
+    assert!(save.contains(&cells(
+        "Date+Time in UTC when the row has been created",
+        "date"
+    )));
+    assert!(save.contains(&cells("sequence", "integer")));
     app.stop().await;
 }
 

@@ -60,7 +60,12 @@ th,td{border:1px solid #d0d7de;padding:.4rem .6rem;text-align:left;vertical-alig
 th{background:#f6f8fa}\
 pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.75rem;overflow-x:auto;font-size:.85rem}\
 .type-name{font-weight:600;margin:.75rem 0 .25rem}\
-@media (max-width:40rem){main{padding:.5rem}th,td{padding:.3rem .4rem;font-size:.9rem}}";
+@media (max-width:40rem){main{padding:.5rem}\
+table.fields thead,table.parameters thead{display:none}\
+table.fields tr,table.parameters tr{display:block;border:1px solid #d0d7de;border-radius:6px;margin-bottom:.5rem}\
+table.fields td,table.parameters td{display:block;border:none;padding:.2rem .5rem}\
+table.fields td[data-label]::before,table.parameters td[data-label]::before{content:attr(data-label) \": \";font-weight:600}\
+table.fields td:first-child,table.parameters td:first-child{background:#f6f8fa;font-weight:600}}";
 
 fn layout(title: &str, body: &str) -> String {
     format!(
@@ -106,7 +111,7 @@ fn table(class: &str, data_type: &str, rows: &[[String; 4]], keys: &[&str]) -> S
     );
     for (row, key) in rows.iter().zip(keys) {
         out.push_str(&format!(
-            "<tr data-field=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr data-field=\"{}\"><td><code>{}</code></td><td data-label=\"Description\">{}</td><td data-label=\"Type\">{}</td><td data-label=\"Additional information\">{}</td></tr>\n",
             escape(key),
             escape(&row[0]),
             escape(&row[1]),
