@@ -117,7 +117,12 @@ async fn purge_periodically(store: Arc<dyn Store>, retention: Duration, interval
     let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
     loop {
         ticker.tick().await;
-        match store.purge(crate::admin::purge_cutoff(retention)).await {
+        let outcome = store.purge(crate::admin::purge_cutoff(retention)).await;
+        crate::metrics::global().record_purge(match &outcome {
+            Ok(report) => Ok(report.rows),
+            Err(_) => Err(()),
+        });
+        match outcome {
             Ok(report) if report.rows > 0 => {
                 tracing::info!(rows = report.rows, "purged logically deleted rows")
             }

@@ -8,17 +8,20 @@ mod dispatch;
 pub mod extract;
 mod get;
 mod health;
+pub mod help;
 mod history;
 mod list;
 mod put;
 pub mod respond;
 mod save;
 mod save_multiple;
+mod service;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -26,6 +29,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::auth::Authenticator;
 use crate::error::{ApiError, PendingProblem};
@@ -49,6 +53,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/api/JobDispatchLog", get(list::list_job_dispatch_logs))
+        .route("/metrics", get(service::metrics))
+        .route("/openapi.json", get(service::openapi_json))
+        .route("/Help", get(help::help_index))
+        .route("/Help/Api/{page}", get(help::help_page))
         .route(
             "/api/JobDispatchLog/Save",
             post(save::save_job_dispatch_log),
@@ -79,21 +87,41 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(render_problems))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let request_id = req
-                .headers()
-                .get(REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            tracing::info_span!(
-                "request",
-                method = %req.method(),
-                path = %req.uri().path(),
-                request_id,
-                tenant = tracing::field::Empty,
-                "job_dispatch_log.id" = tracing::field::Empty,
-            )
-        }))
+        .layer(middleware::from_fn(service::observe_requests))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // Layers run per route, so the matched template is known here.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map(MatchedPath::as_str)
+                        .unwrap_or("unmatched");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        route,
+                        request_id,
+                        tenant = tracing::field::Empty,
+                        "job_dispatch_log.id" = tracing::field::Empty,
+                    )
+                })
+                // One line per request at INFO; method, route, request id and tenant come
+                // from the span. Headers are never logged (Authorization carries passwords).
+                .on_response(|res: &Response, latency: Duration, _span: &Span| {
+                    tracing::info!(
+                        status = res.status().as_u16(),
+                        latency_ms = latency.as_secs_f64() * 1000.0,
+                        "request finished"
+                    )
+                }),
+        )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
@@ -137,6 +165,15 @@ async fn render_problems(req: Request, next: Next) -> Response {
 /// `/api/jobdispatchlog/save` as often as `/api/JobDispatchLog/Save`. Known segments are put
 /// in their canonical case before routing.
 pub fn canonical_path(path: &str) -> Option<String> {
+    // Help pages live under `/Help/Api/` (capital A, as on the original), not the API's `/api/`.
+    const HELP_PAGES: &str = "/Help/Api/";
+    if path.len() > HELP_PAGES.len()
+        && path.is_char_boundary(HELP_PAGES.len())
+        && path[..HELP_PAGES.len()].eq_ignore_ascii_case(HELP_PAGES)
+    {
+        let canonical = format!("{HELP_PAGES}{}", &path[HELP_PAGES.len()..]);
+        return (canonical != path).then_some(canonical);
+    }
     const SEGMENTS: [&str; 11] = [
         "api",
         "JobDispatchLog",
@@ -205,5 +242,10 @@ mod tests {
         );
         assert_eq!(canonical_path("/api/JobDispatchLog/Save"), None);
         assert_eq!(canonical_path("/api/Savers"), None);
+        assert_eq!(
+            canonical_path("/help/api/POST-api-JobDispatchLog-Save").as_deref(),
+            Some("/Help/Api/POST-api-JobDispatchLog-Save")
+        );
+        assert_eq!(canonical_path("/Help/Api/GET-api-JobDispatchLog-id"), None);
     }
 }

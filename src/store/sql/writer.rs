@@ -249,6 +249,7 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
         }
         let Some(c) = conn.as_mut() else { continue };
         if !writes.is_empty() {
+            crate::metrics::global().record_group_commit(writes.len(), rx.len());
             commit_group(c, writes.drain(..));
         }
         for read in reads.drain(..) {
