@@ -23,8 +23,9 @@ pub async fn list_job_dispatch_logs(
     let query = ListQuery::parse(uri.query()).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let page = state.store.list(&caller, query.clone()).await?;
     let base = base_url(&headers);
-    let next = page
-        .has_more
+    // With `$top=0` the next page would be this same empty page: a client following links
+    // would loop forever, so there is none.
+    let next = (page.has_more && query.top > 0)
         .then(|| next_link(&base, uri.query(), query.skip + u64::from(query.top)));
     let select = query.select.as_deref();
     let mut body = String::with_capacity(256 + page.rows.len() * 600);
