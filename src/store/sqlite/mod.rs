@@ -5,7 +5,7 @@
 //! connections on blocking threads, so they never wait for the writer. An in-memory database
 //! has one connection only, so there reads go to the writer thread between groups.
 
-mod rows;
+pub mod rows;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
