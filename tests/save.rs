@@ -12,11 +12,17 @@ async fn a_saved_row_is_created_then_read_back_identically() {
     let mut body = new_row();
     body["id"] = json!(id);
     body["date_create"] = json!("2026-01-11T21:02:31.7932294+00:00");
-    let res = app.admin().post_json("/api/JobDispatchLog/Save", &body).await;
+    let res = app
+        .admin()
+        .post_json("/api/JobDispatchLog/Save", &body)
+        .await;
     assert_eq!(res.status, 201, "{}", res.text);
     let saved = res.json();
     assert_eq!(saved["id"], json!(id));
-    assert_eq!(saved["date_create"], json!("2026-01-11T21:02:31.7932294+00:00"));
+    assert_eq!(
+        saved["date_create"],
+        json!("2026-01-11T21:02:31.7932294+00:00")
+    );
     assert_eq!(saved["sequence"], json!(1));
 
     let read = app.admin().get(&format!("/api/JobDispatchLog({id})")).await;
@@ -32,9 +38,15 @@ async fn saving_the_same_body_twice_is_an_update_that_changes_nothing() {
     let app = spawn_app().await;
     let mut body = new_row();
     body["id"] = json!(guid());
-    let first = app.admin().post_json("/api/JobDispatchLog/Save", &body).await;
+    let first = app
+        .admin()
+        .post_json("/api/JobDispatchLog/Save", &body)
+        .await;
     assert_eq!(first.status, 201);
-    let second = app.admin().post_json("/api/JobDispatchLog/Save", &body).await;
+    let second = app
+        .admin()
+        .post_json("/api/JobDispatchLog/Save", &body)
+        .await;
     assert_eq!(second.status, 200);
     assert_eq!(first.json(), second.json());
     app.stop().await;
@@ -46,7 +58,10 @@ async fn accepted_and_rejected_together_is_a_400_naming_is_rejected() {
     let mut body = new_row();
     body["is_accepted"] = json!(true);
     body["is_rejected"] = json!(true);
-    let res = app.admin().post_json("/api/JobDispatchLog/Save", &body).await;
+    let res = app
+        .admin()
+        .post_json("/api/JobDispatchLog/Save", &body)
+        .await;
     assert_eq!(res.status, 400);
     assert!(res.content_type().starts_with("application/problem+json"));
     assert!(!res.field_errors("is_rejected").is_empty(), "{}", res.text);

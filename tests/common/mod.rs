@@ -29,7 +29,11 @@ pub struct TestApp {
 /// The server on a fresh SQLite file, with `admin:secret@acme` as admin.
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("a temp dir");
-    spawn_app_on(DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db")), dir).await
+    spawn_app_on(
+        DatabaseUrl::SqliteFile(dir.path().join("dispatchlog.db")),
+        dir,
+    )
+    .await
 }
 
 pub async fn spawn_app_on(database: DatabaseUrl, dir: TempDir) -> TestApp {
@@ -124,8 +128,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
