@@ -164,6 +164,11 @@ pub struct Authenticator {
     limiter: FailureLimiter,
     /// Verified when the user does not exist, so that the answer takes as long either way.
     decoy_hash: String,
+    /// Bounds the Argon2 verifications running at once. Each holds about 19 MiB for tens of
+    /// milliseconds; unbounded, a burst of new connections with the same not-yet-cached
+    /// credentials (32 clients starting together) ran one each and took the server's memory
+    /// past 500 MiB for good (freed memory stays in the allocator's per-thread arenas).
+    verifying: tokio::sync::Semaphore,
 }
 
 impl Authenticator {
@@ -174,7 +179,18 @@ impl Authenticator {
             verified: Mutex::new(HashMap::new()),
             limiter,
             decoy_hash: password::hash(&Uuid::new_v4().to_string()),
+            verifying: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         }
+    }
+
+    fn is_verified(&self, key: &[u8; 32], record: &LoginRecord) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .is_some_and(|hash| *hash == record.password_hash)
     }
 
     fn cache_key(&self, login: &Login) -> [u8; 32] {
@@ -218,16 +234,17 @@ impl Authenticator {
             .find_login(&login.domain, &login.username)
             .await?;
         let key = self.cache_key(&login);
-        if let Some(record) = &record {
-            let cached = self
-                .verified
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&key)
-                .is_some_and(|hash| *hash == record.password_hash);
-            if cached {
-                return Ok(Principal::from(record));
-            }
+        if let Some(record) = record.as_ref().filter(|r| self.is_verified(&key, r)) {
+            return Ok(Principal::from(record));
+        }
+        let _permit = self
+            .verifying
+            .acquire()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        // A request with the same credentials may have verified them while this one waited.
+        if let Some(record) = record.as_ref().filter(|r| self.is_verified(&key, r)) {
+            return Ok(Principal::from(record));
         }
         let hash = record
             .as_ref()
