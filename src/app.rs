@@ -22,6 +22,8 @@ pub struct Settings {
     pub database: DatabaseUrl,
     pub admin: Option<Login>,
     pub login_failures_per_minute: u32,
+    /// How long a verified login is trusted before the user's row is read again.
+    pub login_recheck: Duration,
     /// Deleted rows older than this are purged in the background.
     pub retention: Duration,
     pub purge_interval: Duration,
@@ -34,6 +36,7 @@ impl From<&ServeArgs> for Settings {
             database: args.db.database.clone(),
             admin: args.admin.clone(),
             login_failures_per_minute: args.login_failures_per_minute,
+            login_recheck: args.login_recheck,
             retention: args.retention,
             purge_interval: args.purge_interval,
         }
@@ -60,7 +63,11 @@ impl Application {
         }
         let limiter =
             FailureLimiter::new(settings.login_failures_per_minute, Duration::from_secs(60));
-        let auth = Arc::new(Authenticator::new(store.clone(), limiter));
+        let auth = Arc::new(Authenticator::new(
+            store.clone(),
+            limiter,
+            settings.login_recheck,
+        ));
         let router = http::router(AppState {
             store: store.clone(),
             auth,

@@ -114,6 +114,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DISPATCHLOG_PURGE_INTERVAL", default_value = "1h", value_parser = parse_duration)]
     pub purge_interval: std::time::Duration,
 
+    /// How long a verified login is trusted before the user's row is read again: a password
+    /// change, user removal or token revocation takes effect within this time.
+    #[arg(long, env = "DISPATCHLOG_LOGIN_RECHECK", default_value = "2s", value_parser = parse_duration)]
+    pub login_recheck: std::time::Duration,
+
     /// Failed logins allowed per client address per minute before 429.
     #[arg(
         long,

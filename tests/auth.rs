@@ -94,3 +94,24 @@ async fn the_domain_is_after_the_last_at_and_the_password_after_the_first_colon(
     assert_eq!(res.status, 201, "{}", res.text);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_removed_user_keeps_access_only_until_the_login_is_rechecked() {
+    let app =
+        common::spawn_app_adjusted(|s| s.login_recheck = std::time::Duration::from_secs(1)).await;
+    app.add_user("eve:pw@acme", Role::Dispatcher, uuid::Uuid::nil())
+        .await;
+    let eve = app.as_user("eve:pw@acme");
+    assert_eq!(eve.get("/api/JobDispatchLog/Changes").await.status, 200);
+    assert!(app.store.remove_user("acme", "eve").await.unwrap());
+    // Within the interval the verified login is still trusted …
+    let started = std::time::Instant::now();
+    let early = eve.get("/api/JobDispatchLog/Changes").await.status;
+    if started.elapsed() < std::time::Duration::from_millis(500) {
+        assert_eq!(early, 200, "the login was just verified");
+    }
+    // … and once it has passed, the user's row is read again and the login refused.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(eve.get("/api/JobDispatchLog/Changes").await.status, 401);
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::bin::{command, database_url, Server};
-use common::{new_row, spawn_app, SAVE};
+use common::{new_row, SAVE};
 
 fn run(db: &Path, args: &[&str]) -> Output {
     let mut cmd = command();
@@ -206,7 +206,8 @@ fn users_are_added_listed_and_removed_and_duplicates_are_refused() {
 
 #[tokio::test]
 async fn a_user_managed_by_the_cli_logs_in_over_http_while_the_server_runs() {
-    let app = spawn_app().await;
+    // With no recheck interval, every change from the command line applies to the next request.
+    let app = common::spawn_app_adjusted(|s| s.login_recheck = std::time::Duration::ZERO).await;
     let db = common::db_url(&app);
     let cli = move |args: Vec<&'static str>| {
         let db = db.clone();

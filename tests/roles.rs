@@ -255,9 +255,17 @@ async fn a_bearer_token_works_until_revoked() {
         "alice",
         "--revoke",
     ]);
-    let revoked = with_token(&token)
-        .get(&format!("/api/JobDispatchLog/{own}"))
-        .await;
+    // A revocation takes effect within the login recheck interval (2 s by default).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let revoked = loop {
+        let res = with_token(&token)
+            .get(&format!("/api/JobDispatchLog/{own}"))
+            .await;
+        if res.status != 200 || std::time::Instant::now() > deadline {
+            break res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     assert_eq!(revoked.status, 401);
     assert!(revoked
         .header("www-authenticate")

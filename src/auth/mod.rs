@@ -24,6 +24,13 @@ use crate::store::{LoginRecord, NewUser, Store};
 /// Verified credentials remembered at most; the cache is emptied when full.
 const MAX_CACHED_LOGINS: usize = 10_000;
 
+/// A login checked against the stored hash (or token), and when its row was last read.
+struct Verified {
+    password_hash: String,
+    principal: Principal,
+    confirmed: Instant,
+}
+
 pub use crate::domain::Principal;
 
 impl From<&LoginRecord> for Principal {
@@ -160,7 +167,7 @@ impl FailureLimiter {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     salt: [u8; 32],
-    verified: Mutex<HashMap<[u8; 32], String>>,
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
     limiter: FailureLimiter,
     /// Verified when the user does not exist, so that the answer takes as long either way.
     decoy_hash: String,
@@ -169,10 +176,15 @@ pub struct Authenticator {
     /// credentials (32 clients starting together) ran one each and took the server's memory
     /// past 500 MiB for good (freed memory stays in the allocator's per-thread arenas).
     verifying: tokio::sync::Semaphore,
+    /// How long a verified login is trusted without reading the user's row again. Changing a
+    /// password, removing a user or revoking a token (from the command line, possibly in
+    /// another process) takes effect within this time; in exchange a busy client costs one
+    /// database read per interval instead of one per request.
+    recheck_after: Duration,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, limiter: FailureLimiter) -> Self {
+    pub fn new(store: Arc<dyn Store>, limiter: FailureLimiter, recheck_after: Duration) -> Self {
         Authenticator {
             store,
             salt: rand::random(),
@@ -182,15 +194,47 @@ impl Authenticator {
             verifying: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            recheck_after,
         }
     }
 
-    fn is_verified(&self, key: &[u8; 32], record: &LoginRecord) -> bool {
+    /// The caller, when these credentials were verified less than `recheck_after` ago.
+    fn recently_verified(&self, key: &[u8; 32]) -> Option<Principal> {
         self.verified
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(key)
-            .is_some_and(|hash| *hash == record.password_hash)
+            .filter(|v| v.confirmed.elapsed() < self.recheck_after)
+            .map(|v| v.principal.clone())
+    }
+
+    /// True when these credentials were verified against the hash the row holds now; the
+    /// entry is then trusted for another `recheck_after`.
+    fn is_verified(&self, key: &[u8; 32], record: &LoginRecord) -> bool {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        match verified.get_mut(key) {
+            Some(v) if v.password_hash == record.password_hash => {
+                v.principal = Principal::from(record);
+                v.confirmed = Instant::now();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn remember(&self, key: [u8; 32], record: &LoginRecord) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= MAX_CACHED_LOGINS {
+            verified.clear();
+        }
+        verified.insert(
+            key,
+            Verified {
+                password_hash: record.password_hash.clone(),
+                principal: Principal::from(record),
+                confirmed: Instant::now(),
+            },
+        );
     }
 
     fn cache_key(&self, login: &Login) -> [u8; 32] {
@@ -213,9 +257,17 @@ impl Authenticator {
             return Err(ApiError::TooManyRequests { retry_after_secs });
         }
         if let Some(token) = authorization.and_then(bearer_token) {
-            let record = self.store.find_token(&token_hash(token)).await?;
+            let hash = token_hash(token);
+            let key: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
+            if let Some(principal) = self.recently_verified(&key) {
+                return Ok(principal);
+            }
+            let record = self.store.find_token(&hash).await?;
             return match record {
-                Some(record) => Ok(Principal::from(&record)),
+                Some(record) => {
+                    self.remember(key, &record);
+                    Ok(Principal::from(&record))
+                }
                 None => {
                     self.limiter.record_failure(client);
                     Err(ApiError::Unauthorized)
@@ -229,11 +281,14 @@ impl Authenticator {
             }
             return Err(ApiError::Unauthorized);
         };
+        let key = self.cache_key(&login);
+        if let Some(principal) = self.recently_verified(&key) {
+            return Ok(principal);
+        }
         let record = self
             .store
             .find_login(&login.domain, &login.username)
             .await?;
-        let key = self.cache_key(&login);
         if let Some(record) = record.as_ref().filter(|r| self.is_verified(&key, r)) {
             return Ok(Principal::from(record));
         }
@@ -256,11 +311,7 @@ impl Authenticator {
             .map_err(|e| ApiError::Internal(e.into()))?;
         match record {
             Some(record) if matches => {
-                let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-                if verified.len() >= MAX_CACHED_LOGINS {
-                    verified.clear();
-                }
-                verified.insert(key, record.password_hash.clone());
+                self.remember(key, &record);
                 Ok(Principal::from(&record))
             }
             _ => {

@@ -133,6 +133,7 @@ pub async fn spawn_app_with(
         database,
         admin: Some(ADMIN.parse::<Login>().unwrap()),
         login_failures_per_minute: 1000,
+        login_recheck: std::time::Duration::from_secs(2),
         retention: std::time::Duration::from_secs(90 * 86_400),
         purge_interval: std::time::Duration::from_secs(3600),
     };

@@ -27,6 +27,8 @@ use crate::query::ListQuery;
 pub struct SqlStore<C: Conn> {
     writer: Arc<Writer<C>>,
     readers: Option<Arc<Pool<C>>>,
+    /// Engine housekeeping to stop when the store closes, after the writer.
+    on_close: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Runs `f` inside one read transaction, so that every query sees the same snapshot.
@@ -45,7 +47,17 @@ impl<C: Conn> SqlStore<C> {
         SqlStore {
             writer: Arc::new(writer),
             readers: readers.map(Arc::new),
+            on_close: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Runs `f` (blocking allowed) when the store closes.
+    pub fn on_close(self, f: impl FnOnce() + Send + 'static) -> Self {
+        self.on_close
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(f));
+        self
     }
 
     /// Runs a read on a pooled connection (or, without a pool, on the writer between groups).
@@ -255,11 +267,20 @@ impl<C: Conn> Store for SqlStore<C> {
         // happens off the async threads.
         let readers = self.readers.clone();
         let writer = self.writer.clone();
+        let hooks: Vec<_> = self
+            .on_close
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
         let _ = tokio::task::spawn_blocking(move || {
             if let Some(pool) = readers {
                 pool.clear();
             }
             writer.close();
+            for hook in hooks {
+                hook();
+            }
         })
         .await;
     }

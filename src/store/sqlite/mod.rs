@@ -65,6 +65,7 @@ pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
     }
     configure(&conn)?;
     migrate(&conn)?;
+    conn.execute_batch(WRITER_PRAGMAS)?;
     let writer_path = path.to_path_buf();
     let writer = Writer::start(
         Some(SqliteConn::new(conn)),
@@ -75,7 +76,61 @@ pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
         Box::new(move || open_reader(&reader_path)),
         MAX_IDLE_READERS,
     );
-    Ok(SqlStore::new(writer, Some(readers)))
+    let checkpointer = Checkpointer::start(path)?;
+    Ok(SqlStore::new(writer, Some(readers)).on_close(move || checkpointer.stop()))
+}
+
+/// The writer never checkpoints: a checkpoint syncs the database file, and done inside a commit
+/// it would stall every request waiting on that commit. [`Checkpointer`] does it beside.
+const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0;";
+
+/// Copies the WAL back into the database file on its own connection and thread, so that the
+/// writer's commits only ever wait for the WAL's own sync.
+struct Checkpointer {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+    fn start(path: &Path) -> std::io::Result<Checkpointer> {
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let signal = stop.clone();
+        let path = path.to_path_buf();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let conn = match Connection::open(&path).and_then(|c| configure(&c).map(|()| c)) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the checkpoint connection cannot open");
+                        return;
+                    }
+                };
+                let (lock, wake) = &*signal;
+                let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+                while !*stopped {
+                    // PASSIVE never blocks the writer or readers; it copies what it can.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                    stopped = wake
+                        .wait_timeout(stopped, Self::INTERVAL)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            })?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    fn stop(self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wake.notify_all();
+        let _ = self.thread.join();
+    }
 }
 
 /// A throw-away database that lives as long as the process.
@@ -97,6 +152,7 @@ pub fn open_memory() -> anyhow::Result<SqliteStore> {
 fn open_writer(path: &Path) -> Result<SqliteConn, StoreError> {
     let conn = Connection::open(path)?;
     configure(&conn)?;
+    conn.execute_batch(WRITER_PRAGMAS)?;
     Ok(SqliteConn::new(conn))
 }
 
