@@ -33,6 +33,27 @@ pub fn purge_cutoff(older_than: std::time::Duration) -> Timestamp {
     Timestamp::from_ticks(Timestamp::now().ticks().saturating_sub(ticks))
 }
 
+/// The password given with `--password`; else typed twice at the terminal (not echoed); else,
+/// with no terminal (scripts), a generated one that is printed. True when generated.
+fn choose_password(given: Option<String>) -> anyhow::Result<(String, bool)> {
+    use std::io::IsTerminal;
+    if let Some(p) = given.filter(|p| !p.is_empty()) {
+        return Ok((p, false));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Ok((password::generate(), true));
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    if first.is_empty() {
+        anyhow::bail!("the password must not be empty");
+    }
+    let again = rpassword::prompt_password("Password again: ")?;
+    if first != again {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok((first, false))
+}
+
 pub async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add {
@@ -52,10 +73,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
                 }
                 (_, id) => id.unwrap_or(Uuid::nil()),
             };
-            let (password, generated) = match password {
-                Some(p) if !p.is_empty() => (p, false),
-                _ => (password::generate(), true),
-            };
+            let (password, generated) = choose_password(password)?;
             let store = store::open(&db.database).await?;
             let created = store
                 .add_user(NewUser {
@@ -145,10 +163,7 @@ pub async fn user(command: UserCommand) -> anyhow::Result<()> {
             username,
             password,
         } => {
-            let (password, generated) = match password {
-                Some(p) if !p.is_empty() => (p, false),
-                _ => (password::generate(), true),
-            };
+            let (password, generated) = choose_password(password)?;
             let store = store::open(&db.database).await?;
             let changed = store
                 .set_password(&domain, &username, &password::hash(&password))

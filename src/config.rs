@@ -147,7 +147,8 @@ pub enum UserCommand {
         /// The technician's user_id in dispatch rows (required for technicians).
         #[arg(long)]
         user_id: Option<uuid::Uuid>,
-        /// The password; when missing, a random one is generated and printed.
+        /// The password; when missing it is asked at the terminal (not echoed), or, without a
+        /// terminal, generated and printed.
         #[arg(long, env = "DISPATCHLOG_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
@@ -187,7 +188,8 @@ pub enum UserCommand {
         domain: String,
         #[arg(long)]
         username: String,
-        /// The new password; when missing, a random one is generated and printed.
+        /// The new password; when missing it is asked at the terminal (not echoed), or,
+        /// without a terminal, generated and printed.
         #[arg(long, env = "DISPATCHLOG_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },

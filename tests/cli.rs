@@ -412,3 +412,54 @@ fn serve_help_lists_every_setting_with_its_environment_variable() {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }
 }
+
+#[tokio::test]
+async fn a_password_left_out_is_asked_at_the_terminal_without_echo() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: `script` (util-linux) is needed to give the command a terminal");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("dispatchlog.db");
+    let bin = env!("CARGO_BIN_EXE_dispatchlog");
+    let line = format!(
+        "{bin} user add --database {} --domain acme --username tom --role dispatcher",
+        database_url(&db)
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stdin.write_all(b"typed-secret\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(b"typed-secret\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("Password:"), "{shown}");
+    assert!(
+        !shown.contains("typed-secret"),
+        "the password was echoed: {shown}"
+    );
+
+    let store = dispatchlog::store::open(&dispatchlog::store::DatabaseUrl::SqliteFile(db))
+        .await
+        .unwrap();
+    let login = store.find_login("acme", "tom").await.unwrap().unwrap();
+    store.close().await;
+    assert!(dispatchlog::auth::password::verify(
+        "typed-secret",
+        &login.password_hash
+    ));
+}
