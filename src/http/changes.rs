@@ -79,7 +79,7 @@ pub async fn list_job_dispatch_log_changes(
         encode_changes(
             neg.format,
             &page.rows,
-            &page.removed,
+            &page.removed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
             &cursor,
             page.has_more,
         ),

@@ -16,6 +16,7 @@ pub mod respond;
 mod save;
 mod save_multiple;
 mod service;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,6 +70,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/JobDispatchLog/Changes",
             get(changes::list_job_dispatch_log_changes),
+        )
+        .route(
+            "/api/JobDispatchLog/Changes/Stream",
+            get(stream::stream_job_dispatch_log_changes),
         )
         .route(
             "/api/JobDispatchLog/{id}/Accept",

@@ -60,8 +60,9 @@ pub struct SaveItem {
 pub struct ChangesPage {
     /// Changed rows, tombstones (logically deleted rows) included.
     pub rows: Vec<JobDispatchLog>,
-    /// Rows that left the caller's scope (reassigned away from a technician).
-    pub removed: Vec<Uuid>,
+    /// Rows that left the caller's scope (reassigned away from a technician), with the stamp
+    /// of the change that took them away.
+    pub removed: Vec<(Uuid, Timestamp)>,
     /// The stamp of the last change in the page; None when the page is empty.
     pub last: Option<Timestamp>,
     pub has_more: bool,
@@ -223,6 +224,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError>;
 
     async fn count_users(&self) -> Result<u64, StoreError>;
+
+    /// Tells, after each commit, which tenant's rows changed (on this instance; other
+    /// instances' changes are found by reading).
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TenantId>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

@@ -16,7 +16,7 @@ use self::pool::Pool;
 use self::writer::Writer;
 use super::{
     ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome,
-    Store, StoreError,
+    Store, StoreError, TenantId,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
@@ -27,6 +27,8 @@ use crate::query::ListQuery;
 pub struct SqlStore<C: Conn> {
     writer: Arc<Writer<C>>,
     readers: Option<Arc<Pool<C>>>,
+    /// Tenants whose rows a commit of this instance changed.
+    committed: tokio::sync::broadcast::Sender<TenantId>,
     /// Engine housekeeping to stop when the store closes, after the writer.
     on_close: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
@@ -48,7 +50,22 @@ impl<C: Conn> SqlStore<C> {
             writer: Arc::new(writer),
             readers: readers.map(Arc::new),
             on_close: std::sync::Mutex::new(Vec::new()),
+            committed: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// A write job on the tenant's rows; listeners hear of it once it is committed.
+    async fn write_rows<T, F>(&self, tenant: TenantId, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut writer::WriteCtx<'_, C>) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let result = self.writer.write(Some(tenant), f).await;
+        if result.is_ok() {
+            // No listener is fine: nobody is streaming.
+            let _ = self.committed.send(tenant);
+        }
+        result
     }
 
     /// Runs `f` (blocking allowed) when the store closes.
@@ -95,10 +112,7 @@ impl<C: Conn> Store for SqlStore<C> {
         items: Vec<SaveItem>,
     ) -> Result<Vec<SaveOutcome>, StoreError> {
         let caller = caller.clone();
-        self.writer
-            .write(Some(caller.tenant_id), move |ctx| {
-                ops::save(ctx, &caller, &items)
-            })
+        self.write_rows(caller.tenant_id, move |ctx| ops::save(ctx, &caller, &items))
             .await
     }
 
@@ -119,11 +133,10 @@ impl<C: Conn> Store for SqlStore<C> {
         if_match: Option<String>,
     ) -> Result<DeleteOutcome, StoreError> {
         let caller = caller.clone();
-        self.writer
-            .write(Some(caller.tenant_id), move |ctx| {
-                ops::delete(ctx, &caller, id, if_match.as_deref())
-            })
-            .await
+        self.write_rows(caller.tenant_id, move |ctx| {
+            ops::delete(ctx, &caller, id, if_match.as_deref())
+        })
+        .await
     }
 
     async fn decide(
@@ -134,11 +147,10 @@ impl<C: Conn> Store for SqlStore<C> {
         if_match: Option<String>,
     ) -> Result<JobDispatchLog, StoreError> {
         let caller = caller.clone();
-        self.writer
-            .write(Some(caller.tenant_id), move |ctx| {
-                ops::decide(ctx, &caller, id, &decision, if_match.as_deref())
-            })
-            .await
+        self.write_rows(caller.tenant_id, move |ctx| {
+            ops::decide(ctx, &caller, id, &decision, if_match.as_deref())
+        })
+        .await
     }
 
     async fn dispatch(
@@ -149,11 +161,10 @@ impl<C: Conn> Store for SqlStore<C> {
         is_workshop: bool,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         let caller = caller.clone();
-        self.writer
-            .write(Some(caller.tenant_id), move |ctx| {
-                ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop)
-            })
-            .await
+        self.write_rows(caller.tenant_id, move |ctx| {
+            ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop)
+        })
+        .await
     }
 
     async fn history(
@@ -260,6 +271,10 @@ impl<C: Conn> Store for SqlStore<C> {
     async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
         let hash = token_hash.to_string();
         self.read(move |conn| conn.find_token(&hash)).await
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TenantId> {
+        self.committed.subscribe()
     }
 
     async fn close(&self) {

@@ -298,7 +298,10 @@ pub fn changes<C: Conn>(
     fill_assignees(conn, tenant, &mut rows)?;
     Ok(ChangesPage {
         rows,
-        removed: removals.into_iter().map(|(id, _)| id).collect(),
+        removed: removals
+            .into_iter()
+            .map(|(id, t)| (id, Timestamp::from_ticks(t)))
+            .collect(),
         last,
         has_more: total > limit,
     })

@@ -1,0 +1,163 @@
+//! The live changes stream (SPEC §7.2): Server-Sent Events as soon as changes commit,
+//! resumable with Last-Event-ID.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{guid, spawn_app, TestApp};
+use dispatchlog::domain::Role;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// One received event.
+#[derive(Debug)]
+struct Sse {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+/// Reads events from an open stream until `count` have come (bounded in time).
+async fn read_events(res: &mut reqwest::Response, buffer: &mut String, count: usize) -> Vec<Sse> {
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while events.len() < count {
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("id:") {
+                    id = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim());
+                }
+            }
+            if !event.is_empty() {
+                events.push(Sse {
+                    event,
+                    id,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                });
+            }
+        }
+        if events.len() >= count {
+            break;
+        }
+        let chunk = tokio::time::timeout_at(deadline, res.chunk())
+            .await
+            .expect("the events come in time")
+            .unwrap()
+            .expect("the stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    events
+}
+
+async fn open(app: &TestApp, login: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    let api = app.as_user(login);
+    let mut req = api.request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    res
+}
+
+#[tokio::test]
+async fn changes_are_pushed_as_they_commit_and_a_reconnect_resumes_after_the_last_event() {
+    let app = spawn_app().await;
+    let first = app
+        .admin()
+        .save(&json!({"jobs_id": guid(), "user_id": guid()}))
+        .await;
+    let mut stream = open(&app, common::ADMIN, None).await;
+    let mut buffer = String::new();
+    let backlog = read_events(&mut stream, &mut buffer, 1).await;
+    assert_eq!(backlog[0].event, "change");
+    assert_eq!(backlog[0].data["id"], first["id"]);
+
+    // Written after the stream opened: pushed without asking.
+    let second = app
+        .admin()
+        .save(&json!({"jobs_id": guid(), "user_id": guid()}))
+        .await;
+    let id = second["id"].as_str().unwrap();
+    app.admin()
+        .delete(&format!("/api/JobDispatchLog/{id}"))
+        .await;
+    let live = read_events(&mut stream, &mut buffer, 2).await;
+    assert_eq!(live[0].data["id"], second["id"]);
+    assert_eq!(live[1].data["id"], second["id"]);
+    assert_eq!(
+        live[1].data["sys_logical_delete"],
+        json!(true),
+        "a tombstone"
+    );
+    drop(stream);
+
+    // Resuming after the first live event gives the tombstone, then what came since.
+    let third = app
+        .admin()
+        .save(&json!({"jobs_id": guid(), "user_id": guid()}))
+        .await;
+    let mut resumed = open(&app, common::ADMIN, Some(&live[0].id)).await;
+    let mut buffer = String::new();
+    let again = read_events(&mut resumed, &mut buffer, 2).await;
+    assert_eq!(again[0].id, live[1].id);
+    assert_eq!(again[1].data["id"], third["id"]);
+    drop(resumed);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_technicians_stream_holds_only_their_rows_and_removals() {
+    let app = spawn_app().await;
+    let (tom, other) = (Uuid::new_v4(), Uuid::new_v4());
+    app.add_user("tom:pw@acme", Role::Technician, tom).await;
+    let mut stream = open(&app, "tom:pw@acme", None).await;
+    let mut buffer = String::new();
+    app.admin()
+        .save(&json!({"jobs_id": guid(), "user_id": other}))
+        .await;
+    let mut mine = app
+        .admin()
+        .save(&json!({"jobs_id": guid(), "user_id": tom}))
+        .await;
+    let got = read_events(&mut stream, &mut buffer, 1).await;
+    assert_eq!(got[0].data["id"], mine["id"], "only tom's row");
+    mine["user_id"] = json!(other);
+    mine["sequence"] = json!(0);
+    app.admin().save(&mine).await;
+    let removed = read_events(&mut stream, &mut buffer, 1).await;
+    assert_eq!(removed[0].event, "removed");
+    assert_eq!(removed[0].data["id"], mine["id"]);
+    drop(stream);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_last_event_id_is_a_400_and_no_credentials_a_401() {
+    let app = spawn_app().await;
+    let res = app
+        .admin()
+        .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")
+        .header("last-event-id", "garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = app
+        .anonymous()
+        .get("/api/JobDispatchLog/Changes/Stream")
+        .await;
+    assert_eq!(res.status, 401);
+    app.stop().await;
+}
