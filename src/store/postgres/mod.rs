@@ -55,7 +55,12 @@ fn connect(url: &str) -> Result<PgConn, StoreError> {
         .map_err(|e: postgres::Error| StoreError::Internal(e.into()))?;
     config.application_name("dispatchlog");
     config.connect_timeout(Duration::from_secs(5));
-    let client = config.connect(postgres::NoTls)?;
+    // Whatever keeps a session from opening — the server down or unreachable, the database
+    // refusing connections (55000 while ALLOW_CONNECTIONS is off), too many clients — means
+    // the database is unavailable to this request: 503, and the next request tries again.
+    let client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| StoreError::Unavailable(e.into()))?;
     Ok(PgConn::new(client))
 }
 
