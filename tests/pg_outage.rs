@@ -135,7 +135,7 @@ fn body(n: u32) -> Value {
         "jobs_id": uuid::Uuid::new_v4(),
         "user_id": uuid::Uuid::new_v4(),
         "date_create": format!("2026-01-11T21:02:31.{n:07}+00:00"),
-        "is_accepted": n % 2 == 0,
+        "is_accepted": n.is_multiple_of(2),
         "sequence": n + 1,
     })
 }
