@@ -1,7 +1,9 @@
 //! Durability (SPEC §5, §10): a 2xx means the row survives `kill -9` of the server.
 //!
 //! Starts the real binary, saves from many concurrent clients, kills the process with SIGKILL
-//! while saves are in flight, restarts it on the same file and reads every acknowledged row.
+//! while saves are in flight, restarts it on the same database and reads every acknowledged row.
+//! Runs on a SQLite file, or on a fresh PostgreSQL database when `DISPATCHLOG_TEST_POSTGRES`
+//! names a server (as the whole suite does).
 
 mod common;
 
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::bin::Server;
+use common::OwnedDatabase;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "admin:secret@acme";
@@ -25,9 +28,9 @@ fn basic() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("durable.db");
-    let mut server = Server::start(&db, Some(ADMIN));
+    let db = OwnedDatabase::new().await;
+    eprintln!("kill -9 test on {}", db.arg());
+    let mut server = Server::start_on(&db.arg(), Some(ADMIN));
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -97,7 +100,7 @@ async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
     );
     assert!(acknowledged.len() >= acked_before_kill);
 
-    let server = Server::start(&db, Some(ADMIN));
+    let server = Server::start_on(&db.arg(), Some(ADMIN));
     let base = format!("http://{}", server.addr);
     let mut highest = String::new();
     for row in &acknowledged {

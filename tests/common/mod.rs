@@ -115,10 +115,41 @@ pub async fn spawn_app_on(database: DatabaseUrl, dir: TempDir) -> TestApp {
 
 /// The `--database` value of a test app, for the command-line tools.
 pub fn db_url(app: &TestApp) -> String {
-    match &app.database {
+    database_arg(&app.database)
+}
+
+/// The `--database` value naming `database`.
+pub fn database_arg(database: &DatabaseUrl) -> String {
+    match database {
         DatabaseUrl::SqliteFile(path) => format!("sqlite://{}", path.display()),
         DatabaseUrl::Postgres(url) => url.clone(),
         DatabaseUrl::SqliteMemory => "sqlite::memory:".into(),
+    }
+}
+
+/// A fresh database for tests that run the real binary on it (SQLite or PostgreSQL, as for
+/// [`spawn_app`]); a PostgreSQL one is dropped with this value, so declare it before the servers.
+pub struct OwnedDatabase {
+    pub database: DatabaseUrl,
+    pub dir: TempDir,
+}
+
+impl OwnedDatabase {
+    pub async fn new() -> OwnedDatabase {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let database = fresh_database(&dir).await;
+        OwnedDatabase { database, dir }
+    }
+
+    /// The `--database` value.
+    pub fn arg(&self) -> String {
+        database_arg(&self.database)
+    }
+}
+
+impl Drop for OwnedDatabase {
+    fn drop(&mut self) {
+        drop_database(&self.database);
     }
 }
 
@@ -596,12 +627,18 @@ pub mod bin {
     }
 
     impl Server {
-        /// Starts `serve` on a free port of 127.0.0.1 and waits for its "listening" line.
+        /// Starts `serve` on the SQLite file `db`; see [`Server::start_on`].
         pub fn start(db: &Path, admin: Option<&str>) -> Server {
+            Server::start_on(&database_url(db), admin)
+        }
+
+        /// Starts `serve --database <database>` on a free port of 127.0.0.1 and waits for its
+        /// "listening" line.
+        pub fn start_on(database: &str, admin: Option<&str>) -> Server {
             let mut cmd = command();
             cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
                 .arg("--database")
-                .arg(database_url(db))
+                .arg(database)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped());

@@ -56,6 +56,10 @@ fn login_of(r: &Row) -> Result<LoginRecord, StoreError> {
 pub struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// An error showed the session is gone (terminated by the server, socket closed). The
+    /// client itself only notices once its socket is read again, which is too late: the pool
+    /// would hand the dead session to the next request.
+    lost: bool,
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -65,7 +69,18 @@ impl PgConn {
         PgConn {
             client,
             statements: HashMap::new(),
+            lost: false,
         }
+    }
+
+    /// Converts a client error, remembering when it means the session is gone.
+    fn check<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, StoreError> {
+        result.map_err(|e| {
+            if super::session_lost(&e) {
+                self.lost = true;
+            }
+            e.into()
+        })
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -76,29 +91,34 @@ impl PgConn {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client.prepare(sql)?;
+        let prepared = self.client.prepare(sql);
+        let statement = self.check(prepared)?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
     }
 
     fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         let statement = self.statement(sql)?;
-        Ok(self.client.query(&statement, params)?)
+        let result = self.client.query(&statement, params);
+        self.check(result)
     }
 
     fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
         let statement = self.statement(sql)?;
-        Ok(self.client.query_opt(&statement, params)?)
+        let result = self.client.query_opt(&statement, params);
+        self.check(result)
     }
 
     fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
         let statement = self.statement(sql)?;
-        Ok(self.client.query_one(&statement, params)?)
+        let result = self.client.query_one(&statement, params);
+        self.check(result)
     }
 
     fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         let statement = self.statement(sql)?;
-        Ok(self.client.execute(&statement, params)?)
+        let result = self.client.execute(&statement, params);
+        self.check(result)
     }
 
     fn rows(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<JobDispatchLog>, StoreError> {
@@ -108,7 +128,8 @@ impl PgConn {
 
 impl Conn for PgConn {
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        Ok(self.client.batch_execute(sql)?)
+        let result = self.client.batch_execute(sql);
+        self.check(result)
     }
 
     fn begin_write(&mut self) -> Result<(), StoreError> {
@@ -120,7 +141,7 @@ impl Conn for PgConn {
     }
 
     fn is_broken(&self) -> bool {
-        self.client.is_closed()
+        self.lost || self.client.is_closed()
     }
 
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
@@ -389,17 +410,18 @@ impl Conn for PgConn {
             limit as i64
         );
         // Filters vary with every request: run them unprepared rather than fill the cache.
+        let found = self.client.query(sql.as_str(), &refs);
         let rows = self
-            .client
-            .query(sql.as_str(), &refs)?
+            .check(found)?
             .iter()
             .map(row_of)
             .collect::<Result<Vec<_>, _>>()?;
         let count = if query.count {
-            let row = self.client.query_one(
+            let counted = self.client.query_one(
                 format!("SELECT COUNT(*) FROM job_dispatch_log WHERE {condition}").as_str(),
                 &refs,
-            )?;
+            );
+            let row = self.check(counted)?;
             Some(row.try_get::<_, i64>(0)? as u64)
         } else {
             None

@@ -26,21 +26,29 @@ const MAX_IDLE_READERS: usize = 16;
 
 pub type PostgresStore = SqlStore<PgConn>;
 
+/// True when the error means the session is gone and the connection must be replaced: the
+/// socket closed or failed, the server terminated the backend (57P01 admin shutdown, 57P02
+/// crash shutdown, 57P03 cannot connect now), or a connection exception (08).
+fn session_lost(e: &postgres::Error) -> bool {
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
-        let unavailable = match e.as_db_error() {
-            // 08: connection exceptions, 53: insufficient resources, 57P: operator
-            // intervention (shutdown, crash recovery).
-            Some(db) => {
-                let code = db.code().code();
-                code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
-            }
-            None => {
-                e.is_closed()
-                    || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
-                    || e.to_string().contains("connect")
-            }
-        };
+        // 53: insufficient resources (disk full, too many connections) passes too.
+        let unavailable = session_lost(&e)
+            || match e.as_db_error() {
+                Some(db) => db.code().code().starts_with("53"),
+                None => e.to_string().contains("connect"),
+            };
         if unavailable {
             StoreError::Unavailable(e.into())
         } else {
@@ -55,7 +63,12 @@ fn connect(url: &str) -> Result<PgConn, StoreError> {
         .map_err(|e: postgres::Error| StoreError::Internal(e.into()))?;
     config.application_name("dispatchlog");
     config.connect_timeout(Duration::from_secs(5));
-    let client = config.connect(postgres::NoTls)?;
+    // Whatever keeps a session from opening — the server down or unreachable, the database
+    // refusing connections (55000 while ALLOW_CONNECTIONS is off), too many clients — means
+    // the database is unavailable to this request: 503, and the next request tries again.
+    let client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| StoreError::Unavailable(e.into()))?;
     Ok(PgConn::new(client))
 }
 

@@ -52,3 +52,18 @@ impl<C: Conn> Pool<C> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
+
+impl<C: Conn> Drop for Pool<C> {
+    /// Closing a connection may block (PostgreSQL's client says goodbye on a runtime of its
+    /// own), which panics on an async thread, and a second panic while the first unwinds aborts
+    /// the process. A store dropped without `close` (its last handle held by an async task) so
+    /// closes its idle connections on a thread of their own.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("db-pool-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
