@@ -170,10 +170,7 @@ fn main() -> anyhow::Result<()> {
         loop {
             let path = match &cursor {
                 None => format!("/api/JobDispatchLog/Changes?limit={}", args.limit),
-                Some(c) => format!(
-                    "/api/JobDispatchLog/Changes?limit={}&since={c}",
-                    args.limit
-                ),
+                Some(c) => format!("/api/JobDispatchLog/Changes?limit={}&since={c}", args.limit),
             };
             let status = http.get(&path, &mut body)?;
             if status != 200 {

@@ -144,7 +144,10 @@ fn summarize(rates: &mut [f64]) -> (f64, f64) {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ensure!(args.passes >= 1 && args.page >= 1, "--passes and --page must be positive");
+    ensure!(
+        args.passes >= 1 && args.page >= 1,
+        "--passes and --page must be positive"
+    );
     let conn = open(&args.db)?;
     let tenant: i64 = conn.query_row(
         "SELECT id FROM tenant WHERE lower(domain) = lower(?1)",
