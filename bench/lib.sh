@@ -32,7 +32,8 @@ cpu_seconds() {
 cpu_seconds_of_command() {
     local hz
     hz=$(getconf CLK_TCK)
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v hz="$hz" -v name="$1" '
+    # A process may end between the glob and the read: cat then fails, which is no error here.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v hz="$hz" -v name="$1" '
         { line = $0; comm = line; sub(/^[0-9]+ \(/, "", comm); sub(/\) .*$/, "", comm)
           if (index(comm, name) != 1) next
           sub(/^.*\) /, "", line); split(line, f, " "); total += f[12] + f[13] + f[14] + f[15] }

@@ -13,6 +13,7 @@
 #   BENCH_THREADS=2             wrk -t (1 per wrk for two instances) and pgbench -j
 #   BENCH_PG=postgres://postgres@127.0.0.1:5432   server (the database name is appended)
 #   BENCH_SKIP_BUILD=0          1: use the binary already in target/release
+#   BENCH_SERVER_BIN=…          another server binary (e.g. a copy of an older build, for A/B)
 # A fresh database dispatchlog_bench_<pid> is created and dropped at the end. Everything talks
 # to 127.0.0.1 only; every load phase has a fixed duration.
 set -euo pipefail
@@ -38,7 +39,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     log "building the release binary"
     cargo build --release --quiet
 fi
-SERVER_BIN=$ROOT/target/release/dispatchlog
+SERVER_BIN=${BENCH_SERVER_BIN:-$ROOT/target/release/dispatchlog}
 
 psql_admin() { psql "$PG/postgres" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 psql_db() { psql "$PG/$DB" -v ON_ERROR_STOP=1 -qtAX "$@"; }
@@ -186,13 +187,22 @@ INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
      sequence = EXCLUDED.sequence;
 SQL
 log "pgbench warm-up: ${WARMUP}s"
-pgbench -n -M prepared -c"$CONNS" -j"$THREADS" -T"$WARMUP" -f "$WORK/upsert.sql" "$PG/$DB" >/dev/null 2>&1
+pgbench -n -M prepared -c"$CONNS" -j"$THREADS" -T"$WARMUP" -f "$WORK/upsert.sql" "$PG/$DB" >"$WORK/pgwarm.txt" 2>&1 \
+    || { log "pgbench warm-up failed:"; tail -20 "$WORK/pgwarm.txt" >&2; exit 1; }
 log "pgbench: ${SECONDS_RUN}s, $CONNS clients, $THREADS threads, prepared statements"
 LOAD3_BEFORE=$(load_average)
 mkdir -p "$WORK/pglog"
 P0=$(cpu_seconds_of_command postgres); T0=$(date +%s.%N)
-( cd "$WORK/pglog" && pgbench -n -M prepared -c"$CONNS" -j"$THREADS" -T"$SECONDS_RUN" -l \
-      -f "$WORK/upsert.sql" "$PG/$DB" >"$WORK/pgbench.txt" 2>"$WORK/pgbench.err"; times >"$WORK/pgbench.times" )
+PGBENCH_RC=0
+( cd "$WORK/pglog" && { pgbench -n -M prepared -c"$CONNS" -j"$THREADS" -T"$SECONDS_RUN" -l \
+      -f "$WORK/upsert.sql" "$PG/$DB" >"$WORK/pgbench.txt" 2>"$WORK/pgbench.err" || exit $?; }
+  times >"$WORK/pgbench.times" ) || PGBENCH_RC=$?
+if [ "$PGBENCH_RC" != 0 ]; then
+    log "pgbench failed (exit $PGBENCH_RC):"
+    head -20 "$WORK/pgbench.err" >&2
+    cat "$WORK/pgbench.txt" >&2
+    exit 1
+fi
 T1=$(date +%s.%N); P1=$(cpu_seconds_of_command postgres)
 LOAD3_AFTER=$(load_average)
 cat "$WORK/pgbench.txt" >&2
