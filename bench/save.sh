@@ -29,13 +29,10 @@ SKIP_BASELINES=${BENCH_SKIP_BASELINES:-0}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 TMP_PARENT=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 
-log() { echo "[save.sh] $*" >&2; }
-
-if ! command -v wrk >/dev/null 2>&1; then
-    log "wrk not found: installing it with apt-get"
-    apt-get update
-    apt-get install -y wrk
-fi
+BENCH_NAME=save.sh
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ensure_wrk
 
 if [ "$SKIP_BUILD" != 1 ]; then
     log "building the release binary and the baseline example"
@@ -46,51 +43,20 @@ SERVER_BIN=$ROOT/target/release/dispatchlog
 BASELINE_BIN=$ROOT/target/release/examples/sqlite_baseline
 
 WORK=$(mktemp -d "$TMP_PARENT/dispatchlog-bench.XXXXXX")
-SERVER_PID=
 cleanup() {
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        sleep 1
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_all_servers
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# CPU seconds (user + system) of a live process, from /proc/PID/stat fields 14 and 15.
-cpu_seconds() {
-    local hz
-    hz=$(getconf CLK_TCK)
-    # The command name (field 2) may hold spaces: cut after its closing parenthesis.
-    sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$hz" '{ printf "%.3f", ($12 + $13) / hz }'
-}
-
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+LOAD_BEFORE=$(load_average)
 
 # --- the server -------------------------------------------------------------------------
-PASSWORD=bench-$RANDOM$RANDOM
-LOGIN="bench:$PASSWORD@bench"
-export DISPATCHLOG_BENCH_AUTH="Basic $(printf '%s' "$LOGIN" | base64 -w0)"
+make_login
 log "starting the server on a fresh database in $WORK"
-DISPATCHLOG_ADMIN=$LOGIN "$SERVER_BIN" serve --listen 127.0.0.1:0 \
-    --database "sqlite://$WORK/save.db" --log-format json 2>"$WORK/server.log" &
-SERVER_PID=$!
-
-ADDR=
-for _ in $(seq 1 300); do
-    ADDR=$(grep -o '"address":"[^"]*"' "$WORK/server.log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-    [ -n "$ADDR" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; log "the server died"; exit 1; }
-    sleep 0.1
-done
-[ -n "$ADDR" ] || { log "the server did not report its address"; exit 1; }
-for _ in $(seq 1 100); do
-    curl -fsS --max-time 2 "http://$ADDR/health" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fsS --max-time 2 "http://$ADDR/health" >/dev/null
-log "server pid $SERVER_PID on $ADDR is healthy"
+start_server server "sqlite://$WORK/save.db"
+ADDR=$SERVER_ADDR
 
 log "warm-up: ${WARMUP}s, $CONNS connections"
 wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s -s bench/save.lua "http://$ADDR" \
@@ -101,28 +67,18 @@ log "measuring: ${SECONDS_RUN}s, $THREADS threads, $CONNS connections"
 SERVER_CPU_BEFORE=$(cpu_seconds "$SERVER_PID")
 T0=$(date +%s.%N)
 # `times` in the subshell reports the CPU time of its reaped children, i.e. of wrk.
-( wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_RUN}s" --timeout 10s --latency -s bench/save.lua \
-      "http://$ADDR" >"$WORK/wrk.txt" 2>"$WORK/wrk.err"; times >"$WORK/wrk.times" )
+run_wrk "$WORK/wrk" "$SECONDS_RUN" "$CONNS" "$THREADS" "$ADDR"
 T1=$(date +%s.%N)
 SERVER_CPU_AFTER=$(cpu_seconds "$SERVER_PID")
-RSS_PEAK_KB=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
-RSS_NOW_KB=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+read -r RSS_PEAK_KB RSS_NOW_KB < <(rss_kb "$SERVER_PID")
+LOAD_AFTER=$(load_average)
 cat "$WORK/wrk.txt" >&2
 head -5 "$WORK/wrk.err" >&2 || true
 
-# `times` prints the shell's own times, then its children's: "0m1.234s 0m0.567s".
-WRK_CPU=$(sed -n 2p "$WORK/wrk.times" | awk '{
-    n = split($0, parts, " "); total = 0
-    for (i = 1; i <= n; i++) { split(parts[i], ms, "m"); sub("s", "", ms[2]); total += ms[1] * 60 + ms[2] }
-    printf "%.3f", total }')
+WRK_CPU=$(times_children_seconds "$WORK/wrk.times")
 
 log "stopping the server"
-kill -TERM "$SERVER_PID"
-for _ in $(seq 1 300); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-kill -KILL "$SERVER_PID" 2>/dev/null || true
-wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=
+stop_server "$SERVER_PID"
 STORED=$(python3 - "$WORK/save.db" <<'PY' 2>/dev/null || echo "?"
 import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("SELECT COUNT(*) FROM job_dispatch_log").fetchone()[0])
@@ -132,7 +88,7 @@ rm -f "$WORK"/save.db*
 
 RESULT=$(grep '^RESULT' "$WORK/wrk.txt" || true)
 [ -n "$RESULT" ] || { log "wrk printed no RESULT line"; exit 1; }
-field() { printf '%s\n' "$RESULT" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+field() { result_field "$RESULT" "$1"; }
 RPS=$(field rps); P50=$(field p50_ms); P99=$(field p99_ms); NON2XX=$(field non2xx)
 SOCKET_ERRORS=$(field socket_errors); REQUESTS=$(field requests); BY_STATUS=$(field non2xx_by_status)
 

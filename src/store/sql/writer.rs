@@ -280,8 +280,18 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
         return;
     }
     let mut finished: Vec<Box<dyn Finish>> = Vec::with_capacity(jobs.len());
+    // The release of a kept job's savepoint is sent with the next job's `SAVEPOINT` (or alone
+    // after the last job), so a job costs one round trip less on PostgreSQL; every job still
+    // runs in its own savepoint, never nested in the previous one.
+    let mut release_pending = false;
     for job in jobs {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        let begin = if release_pending {
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            "SAVEPOINT job"
+        };
+        release_pending = false;
+        if let Err(e) = conn.execute_batch(begin) {
             job.abort(e);
             continue;
         }
@@ -291,12 +301,11 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
         };
         match catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
             Ok(done) => {
-                let end = if done.keep() {
-                    "RELEASE SAVEPOINT job"
-                } else {
-                    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
-                };
-                if let Err(e) = conn.execute_batch(end) {
+                if done.keep() {
+                    release_pending = true;
+                } else if let Err(e) =
+                    conn.execute_batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
+                {
                     tracing::error!(error = %e, "ending a savepoint failed");
                 }
                 finished.push(done);
@@ -306,6 +315,11 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
                 tracing::error!("a write job panicked; its changes are rolled back");
                 let _ = conn.execute_batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
             }
+        }
+    }
+    if release_pending {
+        if let Err(e) = conn.execute_batch("RELEASE SAVEPOINT job") {
+            tracing::error!(error = %e, "ending a savepoint failed");
         }
     }
     let mut commit = Ok(());

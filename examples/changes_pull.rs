@@ -1,0 +1,228 @@
+//! Client of the sync-pull benchmark (`bench/changes.sh`): pulls every row through
+//! `GET /api/JobDispatchLog/Changes?limit=N` from no cursor until `has_more` is false, and
+//! prints the rate.
+//!
+//! It is built to cost the server's side as little as possible to measure: one keep-alive
+//! HTTP/1.1 connection over a plain `TcpStream` (no client library, no async runtime), and no
+//! JSON parsing on the timed path — rows are counted by the `{"id":` that opens each row
+//! object (the serializer writes the fields in the order of SPEC §2, `id` first), and the
+//! `cursor` and `has_more` fields are found from the end of the body. After the timed passes
+//! the last page is parsed with `serde_json` once, to check that the count is right.
+//! The client's own CPU time (from `/proc/self/stat`) is printed beside the rate.
+//!
+//! Output, one line per pass and a summary:
+//! `pull pass=1 rows=100000 pages=21 seconds=1.234 rows_per_sec=81037 client_cpu_seconds=0.05`
+//! `pull best_rows_per_sec=… first_rows_per_sec=… median_rows_per_sec=… client_cpu_pct=…`
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(about = "Pulls the whole changes feed and reports rows per second")]
+struct Args {
+    /// host:port of the server (127.0.0.1 only is expected).
+    #[arg(long)]
+    addr: String,
+    /// The whole Authorization header value ("Basic …").
+    #[arg(long, env = "DISPATCHLOG_BENCH_AUTH", hide_env_values = true)]
+    auth: String,
+    /// Rows per page (`limit`).
+    #[arg(long, default_value_t = 5000)]
+    limit: usize,
+    /// Full pulls from no cursor; each is timed on its own.
+    #[arg(long, default_value_t = 3)]
+    passes: usize,
+    /// Fail unless every pass sees exactly this many rows.
+    #[arg(long)]
+    expect: Option<u64>,
+    /// Give up on a pass after this long.
+    #[arg(long, default_value_t = 300.0)]
+    max_seconds: f64,
+}
+
+/// A keep-alive HTTP/1.1 connection.
+struct Http {
+    reader: BufReader<TcpStream>,
+    host: String,
+    auth: String,
+}
+
+impl Http {
+    fn connect(addr: &str, auth: &str) -> anyhow::Result<Http> {
+        let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(Http {
+            reader: BufReader::with_capacity(1 << 16, stream),
+            host: addr.to_string(),
+            auth: auth.to_string(),
+        })
+    }
+
+    /// GET `path`; the body is read into `body` (cleared first). Returns the status.
+    fn get(&mut self, path: &str, body: &mut Vec<u8>) -> anyhow::Result<u16> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: application/json\r\n\r\n",
+            self.host, self.auth
+        );
+        self.reader.get_mut().write_all(request.as_bytes())?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line)?;
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("bad status line {line:?}"))?;
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line)?;
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            let (name, value) = header.split_once(':').unwrap_or((header, ""));
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse::<usize>()?);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.to_ascii_lowercase().contains("chunked");
+            }
+        }
+        body.clear();
+        if chunked {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                    .with_context(|| format!("bad chunk size {line:?}"))?;
+                let start = body.len();
+                body.resize(start + size, 0);
+                self.reader.read_exact(&mut body[start..])?;
+                line.clear();
+                self.reader.read_line(&mut line)?;
+                if size == 0 {
+                    break;
+                }
+            }
+        } else {
+            let length = length.context("response without Content-Length or chunking")?;
+            body.resize(length, 0);
+            self.reader.read_exact(body)?;
+        }
+        Ok(status)
+    }
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> u64 {
+    // `str::matches` uses a two-way search; the body is UTF-8 JSON.
+    std::str::from_utf8(haystack)
+        .map(|s| s.matches(std::str::from_utf8(needle).unwrap_or("")).count() as u64)
+        .unwrap_or(0)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The `cursor` and `has_more` of a page, read from the end of the body (they follow `value`).
+fn tail_fields(body: &[u8]) -> anyhow::Result<(String, bool)> {
+    let tail_start = body.len().saturating_sub(512);
+    let tail = &body[tail_start..];
+    let at = rfind(tail, b"\"cursor\":\"").context("no cursor in the page")? + 10;
+    let end = tail[at..]
+        .iter()
+        .position(|b| *b == b'"')
+        .context("unterminated cursor")?;
+    let cursor = String::from_utf8(tail[at..at + end].to_vec())?;
+    let more = rfind(tail, b"\"has_more\":").context("no has_more in the page")? + 11;
+    let has_more = tail[more..].starts_with(b"true");
+    Ok((cursor, has_more))
+}
+
+/// User + system CPU seconds of this process.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(") ").map(|(_, s)| s).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0 // CLK_TCK is 100 on Linux
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(args.passes >= 1, "--passes must be at least 1");
+    let mut http = Http::connect(&args.addr, &args.auth)?;
+    let mut body = Vec::with_capacity(4 << 20);
+    let mut rates = Vec::new();
+    let (mut total_seconds, mut total_cpu) = (0.0, 0.0);
+    for pass in 1..=args.passes {
+        let cpu0 = cpu_seconds();
+        let started = Instant::now();
+        let (mut rows, mut pages) = (0u64, 0u64);
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                None => format!("/api/JobDispatchLog/Changes?limit={}", args.limit),
+                Some(c) => format!("/api/JobDispatchLog/Changes?limit={}&since={c}", args.limit),
+            };
+            let status = http.get(&path, &mut body)?;
+            if status != 200 {
+                bail!(
+                    "GET {path}: status {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(500)])
+                );
+            }
+            pages += 1;
+            rows += count(&body, b"{\"id\":");
+            let (next, has_more) = tail_fields(&body)?;
+            cursor = Some(next);
+            if !has_more {
+                break;
+            }
+            ensure!(
+                started.elapsed().as_secs_f64() < args.max_seconds,
+                "pass {pass} took longer than {} s",
+                args.max_seconds
+            );
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu0;
+        if let Some(expect) = args.expect {
+            ensure!(
+                rows == expect,
+                "pass {pass}: pulled {rows} rows, expected {expect}"
+            );
+        }
+        let rate = rows as f64 / seconds;
+        println!(
+            "pull pass={pass} rows={rows} pages={pages} seconds={seconds:.3} rows_per_sec={rate:.0} client_cpu_seconds={cpu:.3}"
+        );
+        rates.push(rate);
+        total_seconds += seconds;
+        total_cpu += cpu;
+    }
+    // Check the cheap count against a real parse of the last page (not timed).
+    let page: serde_json::Value = serde_json::from_slice(&body).context("the last page")?;
+    let parsed = page["value"].as_array().map_or(0, Vec::len) as u64;
+    ensure!(
+        parsed == count(&body, b"{\"id\":"),
+        "counted rows and parsed rows differ on the last page"
+    );
+    let first = rates[0];
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "pull best_rows_per_sec={:.0} first_rows_per_sec={first:.0} median_rows_per_sec={:.0} client_cpu_pct={:.1}",
+        sorted[sorted.len() - 1],
+        sorted[sorted.len() / 2],
+        total_cpu / total_seconds * 100.0
+    );
+    Ok(())
+}
