@@ -198,6 +198,25 @@ impl Conn for PgConn {
         .collect()
     }
 
+    fn assignees_of_jobs(
+        &mut self,
+        tenant: TenantId,
+        jobs: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
+        let jobs = jobs.to_vec();
+        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        for r in self.query(
+            "SELECT jobs_id, user_id FROM job_dispatch_log
+             WHERE tenant_id = $1 AND jobs_id = ANY($2)
+               AND NOT sys_logical_delete AND NOT is_rejected
+             ORDER BY jobs_id, sequence, user_id",
+            &[&tenant, &jobs],
+        )? {
+            by_job.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        Ok(by_job)
+    }
+
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,

@@ -1,6 +1,8 @@
 //! What the shared operations need from a database connection. SQLite and PostgreSQL each
 //! implement it once, with their own SQL; everything above it is engine-independent.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
 use crate::domain::workflow::HistoryEntry;
@@ -48,6 +50,12 @@ pub trait Conn: Send + 'static {
     fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError>;
     /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id).
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// The current assignees of several jobs at once, in the order of [`Conn::assignees`].
+    fn assignees_of_jobs(
+        &mut self,
+        tenant: TenantId,
+        jobs: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError>;
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError>;
     /// All rows of a job by sequence, then user_id.
     fn job_rows(

@@ -73,21 +73,26 @@ fn write_change<C: Conn>(
     Ok(())
 }
 
-/// Fills `assigned_user_ids` of each row, one query per job.
-fn fill_assignees<C: Conn>(
+/// Fills `assigned_user_ids` of each row, with one query for all the rows' jobs.
+fn fill_assignees<'a, C: Conn>(
     conn: &mut C,
     tenant: TenantId,
-    rows: &mut [JobDispatchLog],
+    rows: impl IntoIterator<Item = &'a mut JobDispatchLog>,
 ) -> Result<(), StoreError> {
-    let mut by_job: HashMap<Uuid, String> = HashMap::new();
+    let rows: Vec<&mut JobDispatchLog> = rows.into_iter().collect();
+    let mut jobs: Vec<Uuid> = rows.iter().map(|r| r.jobs_id).collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    let assignees = conn.assignees_of_jobs(tenant, &jobs)?;
+    let texts: HashMap<Uuid, String> = jobs
+        .iter()
+        .map(|job| {
+            let ids = assignees.get(job).cloned().unwrap_or_default();
+            (*job, assigned_user_ids(ids))
+        })
+        .collect();
     for row in rows {
-        if let Some(ids) = by_job.get(&row.jobs_id) {
-            row.assigned_user_ids = ids.clone();
-        } else {
-            let ids = assignees_text(conn, tenant, row.jobs_id)?;
-            by_job.insert(row.jobs_id, ids.clone());
-            row.assigned_user_ids = ids;
-        }
+        row.assigned_user_ids = texts.get(&row.jobs_id).cloned().unwrap_or_default();
     }
     Ok(())
 }
@@ -132,9 +137,7 @@ pub fn save<C: Conn>(
         });
     }
     // Assignees once every row of the batch is in place.
-    for outcome in &mut outcomes {
-        outcome.row.assigned_user_ids = assignees_text(ctx.conn, tenant, outcome.row.jobs_id)?;
-    }
+    fill_assignees(ctx.conn, tenant, outcomes.iter_mut().map(|o| &mut o.row))?;
     Ok(outcomes)
 }
 

@@ -1,5 +1,7 @@
 //! The SQL of the SQLite engine: [`Conn`] over a `rusqlite::Connection`.
 
+use std::collections::HashMap;
+
 use rusqlite::types::Value as SqliteValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
@@ -145,6 +147,33 @@ impl Conn for SqliteConn {
             .query_map(params![tenant, jobs_id], |r| r.get::<_, Uuid>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(ids)
+    }
+
+    fn assignees_of_jobs(
+        &mut self,
+        tenant: TenantId,
+        jobs: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
+        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        // Chunks keep the statement's parameter count well under SQLite's limit.
+        for chunk in jobs.chunks(500) {
+            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let sql = format!(
+                "SELECT jobs_id, user_id FROM job_dispatch_log
+                 WHERE tenant_id = ?1 AND jobs_id IN ({})
+                   AND sys_logical_delete = 0 AND is_rejected = 0
+                 ORDER BY jobs_id, sequence, user_id",
+                placeholders.join(", ")
+            );
+            let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];
+            params.extend(chunk.iter().map(|j| SqliteValue::Blob(j.as_bytes().to_vec())));
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+            while let Some(r) = rows.next()? {
+                by_job.entry(r.get(0)?).or_default().push(r.get(1)?);
+            }
+        }
+        Ok(by_job)
     }
 
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError> {
