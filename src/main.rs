@@ -1,9 +1,16 @@
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let cli = dispatchlog::config::Cli::parse();
-    match dispatchlog::run(cli).await {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dispatchlog: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatchlog::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dispatchlog: {e:#}");
@@ -11,3 +18,21 @@ async fn main() -> std::process::ExitCode {
         }
     }
 }
+
+/// glibc gives each thread that contends for the allocator an arena of its own (up to eight per
+/// core) and keeps what is freed in it. Password checks allocate about 19 MiB each on whichever
+/// blocking thread runs them, so without a limit every such thread ends up holding that much for
+/// good. One arena per core keeps the memory of a busy server flat.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(2);
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

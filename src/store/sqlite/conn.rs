@@ -157,7 +157,8 @@ impl Conn for SqliteConn {
         let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
         // Chunks keep the statement's parameter count well under SQLite's limit.
         for chunk in jobs.chunks(500) {
-            let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
                 "SELECT jobs_id, user_id FROM job_dispatch_log
                  WHERE tenant_id = ?1 AND jobs_id IN ({})
@@ -166,7 +167,11 @@ impl Conn for SqliteConn {
                 placeholders.join(", ")
             );
             let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];
-            params.extend(chunk.iter().map(|j| SqliteValue::Blob(j.as_bytes().to_vec())));
+            params.extend(
+                chunk
+                    .iter()
+                    .map(|j| SqliteValue::Blob(j.as_bytes().to_vec())),
+            );
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
             while let Some(r) = rows.next()? {
