@@ -442,7 +442,7 @@ pub fn assigned_user_ids(assignees_in_order: impl IntoIterator<Item = Uuid>) -> 
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(&id.hyphenated().to_string());
+        out.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
         seen.push(id);
     }
     out

@@ -3,7 +3,6 @@
 //! The original stores `datetime2(7)`; clients round-trip values with seven fraction digits and
 //! expect them back unchanged, so the service keeps ticks, not microseconds.
 
-use std::fmt::Write as _;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Ticks of 100 ns per second.
@@ -49,6 +48,7 @@ impl Timestamp {
         Timestamp(self.0 + 1)
     }
 
+    #[cfg(test)]
     fn to_datetime(self) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 100)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -65,34 +65,44 @@ impl Timestamp {
         out
     }
 
+    /// Appends the JSON form. Feeds write three dates per row, so this formats by hand
+    /// rather than through `time`'s general-purpose machinery.
     pub fn write_json(self, out: &mut String) {
-        let dt = self.to_datetime();
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
-            dt.year(),
-            dt.month() as u8,
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            self.fraction_ticks()
-        );
+        let mut buf = [0u8; 33];
+        self.write_common(&mut buf);
+        buf[19] = b'.';
+        put_digits(&mut buf[20..27], self.fraction_ticks() as u64);
+        buf[27..33].copy_from_slice(b"+00:00");
+        // Only ASCII digits and punctuation were written.
+        out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
     }
 
     /// XML form, as the original writes it: `2026-01-11T21:02:31.793Z` (milliseconds, truncated).
     pub fn to_xml_string(self) -> String {
-        let dt = self.to_datetime();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            dt.month() as u8,
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second(),
-            self.fraction_ticks() / 10_000
-        )
+        let mut buf = [0u8; 24];
+        self.write_common(&mut buf);
+        buf[19] = b'.';
+        put_digits(&mut buf[20..23], (self.fraction_ticks() / 10_000) as u64);
+        buf[23] = b'Z';
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Writes `YYYY-MM-DDTHH:MM:SS` into the first 19 bytes.
+    fn write_common(self, buf: &mut [u8]) {
+        let seconds = self.0.div_euclid(TICKS_PER_SECOND);
+        let (days, of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        put_digits(&mut buf[0..4], year.clamp(0, 9999) as u64);
+        buf[4] = b'-';
+        put_digits(&mut buf[5..7], u64::from(month));
+        buf[7] = b'-';
+        put_digits(&mut buf[8..10], u64::from(day));
+        buf[10] = b'T';
+        put_digits(&mut buf[11..13], (of_day / 3600) as u64);
+        buf[13] = b':';
+        put_digits(&mut buf[14..16], (of_day / 60 % 60) as u64);
+        buf[16] = b':';
+        put_digits(&mut buf[17..19], (of_day % 60) as u64);
     }
 
     /// Reads any RFC 3339 / ISO 8601 form: date only, or date and time (`T` or a space between),
@@ -170,6 +180,28 @@ impl Timestamp {
         }
         Ok(ts)
     }
+}
+
+/// Writes `value` as exactly `out.len()` decimal digits (zero-padded).
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for slot in out.iter_mut().rev() {
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 struct Cursor<'a> {
@@ -253,6 +285,35 @@ mod tests {
             Timestamp::UNSET_PROCEEDED.to_json_string(),
             "1980-01-01T00:00:00.0000000+00:00"
         );
+    }
+
+    #[test]
+    fn fast_formatting_agrees_with_the_calendar() {
+        // Every week from 1753 to 9999 at varied days and times, against `time`'s calendar.
+        let mut ticks = Timestamp::MIN.ticks();
+        let step = 7 * 86_400 * TICKS_PER_SECOND + 3_599_123_457;
+        while ticks <= Timestamp::MAX.ticks() {
+            let t = Timestamp::from_ticks(ticks);
+            let dt = t.to_datetime();
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}+00:00",
+                dt.year(),
+                dt.month() as u8,
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                t.fraction_ticks()
+            );
+            assert_eq!(t.to_json_string(), expected);
+            assert_eq!(Timestamp::parse(&expected).unwrap(), t);
+            ticks += step;
+        }
+        assert_eq!(
+            Timestamp::MAX.to_json_string(),
+            "9999-12-31T23:59:59.9999999+00:00"
+        );
+        assert_eq!(Timestamp::MAX.to_xml_string(), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -138,9 +138,7 @@ fn write_value(out: &mut String, row: &JobDispatchLog, field: Field) {
         out.push('"');
     };
     let boolean = |out: &mut String, b: bool| out.push_str(if b { "true" } else { "false" });
-    let string = |out: &mut String, s: &str| {
-        out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()))
-    };
+    let string = |out: &mut String, s: &str| write_string(out, s);
     match field {
         Field::Id => guid(out, &row.id),
         Field::JobsId => guid(out, &row.jobs_id),
@@ -157,5 +155,45 @@ fn write_value(out: &mut String, row: &JobDispatchLog, field: Field) {
             let _ = write!(out, "{}", row.sequence);
         }
         Field::AssignedUserIds => string(out, &row.assigned_user_ids),
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped_as_serde_json_reads_them() {
+        for s in [
+            "",
+            "plain",
+            "quote \" and \\ back",
+            "line\nbreak\ttab\r",
+            "\u{1}\u{1f}",
+            "é ✓ 🚚",
+        ] {
+            let mut out = String::new();
+            super::write_string(&mut out, s);
+            let back: String = serde_json::from_str(&out).unwrap();
+            assert_eq!(back, s);
+        }
     }
 }
