@@ -97,7 +97,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+    const INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
     fn start(path: &Path) -> std::io::Result<Checkpointer> {
         let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
