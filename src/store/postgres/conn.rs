@@ -203,9 +203,17 @@ impl Conn for PgConn {
         tenant: TenantId,
         jobs: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
-        let jobs = jobs.to_vec();
         let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        for r in self.query(
+        if let [job] = jobs {
+            // A single job (every Save) uses the plain equality, whose plan is always an index
+            // lookup; the array form is for pages of many jobs.
+            by_job.insert(*job, self.assignees(tenant, *job)?);
+            return Ok(by_job);
+        }
+        let jobs = jobs.to_vec();
+        // Unprepared, so the plan is made for this array: a plan cached for "an array of some
+        // size" may scan the whole table.
+        for r in self.client.query(
             "SELECT jobs_id, user_id FROM job_dispatch_log
              WHERE tenant_id = $1 AND jobs_id = ANY($2)
                AND NOT sys_logical_delete AND NOT is_rejected
