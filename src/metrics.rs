@@ -235,3 +235,37 @@ mod tests {
         assert_eq!(label("a\"b\\c\n"), "a\\\"b\\\\c\\n");
     }
 }
+
+/// Appends what the store reports: rows and tombstones per tenant, read connections, writer
+/// queue.
+pub fn render_store(out: &mut String, stats: &crate::store::StoreStats) {
+    use std::fmt::Write as _;
+    out.push_str(
+        "# HELP dispatchlog_rows Rows of job_dispatch_log per tenant, tombstones included.\n",
+    );
+    out.push_str("# TYPE dispatchlog_rows gauge\n");
+    for (domain, rows, _) in &stats.tenants {
+        let _ = writeln!(
+            out,
+            "dispatchlog_rows{{tenant=\"{}\"}} {rows}",
+            label(domain)
+        );
+    }
+    out.push_str(
+        "# HELP dispatchlog_tombstones Logically deleted rows per tenant, not yet purged.\n",
+    );
+    out.push_str("# TYPE dispatchlog_tombstones gauge\n");
+    for (domain, _, tombstones) in &stats.tenants {
+        let _ = writeln!(
+            out,
+            "dispatchlog_tombstones{{tenant=\"{}\"}} {tombstones}",
+            label(domain)
+        );
+    }
+    out.push_str("# HELP dispatchlog_pool_idle_readers Read connections open and idle.\n");
+    out.push_str("# TYPE dispatchlog_pool_idle_readers gauge\n");
+    let _ = writeln!(out, "dispatchlog_pool_idle_readers {}", stats.idle_readers);
+    out.push_str("# HELP dispatchlog_writer_queue Write jobs waiting for the writer now.\n");
+    out.push_str("# TYPE dispatchlog_writer_queue gauge\n");
+    let _ = writeln!(out, "dispatchlog_writer_queue {}", stats.writer_queue);
+}

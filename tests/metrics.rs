@@ -92,3 +92,43 @@ async fn a_request_id_is_returned_as_sent_or_generated() {
     assert!(uuid::Uuid::try_parse(&generated).is_ok(), "{generated}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rows_and_tombstones_are_counted_per_tenant() {
+    let app = spawn_app().await;
+    app.add_user(
+        "bob:pw@other",
+        dispatchlog::domain::Role::Admin,
+        uuid::Uuid::nil(),
+    )
+    .await;
+    let api = app.admin();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let row = api.save(&common::new_row()).await;
+        ids.push(row["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        api.delete(&format!("/api/JobDispatchLog/{}", ids[0]))
+            .await
+            .status,
+        204
+    );
+    app.as_user("bob:pw@other").save(&common::new_row()).await;
+
+    let text = app.anonymous().get("/metrics").await.text;
+    for line in [
+        "dispatchlog_rows{tenant=\"acme\"} 3",
+        "dispatchlog_tombstones{tenant=\"acme\"} 1",
+        "dispatchlog_rows{tenant=\"other\"} 1",
+        "dispatchlog_tombstones{tenant=\"other\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("dispatchlog_pool_idle_readers "));
+    assert!(text.contains("dispatchlog_writer_queue "));
+    app.stop().await;
+}

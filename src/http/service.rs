@@ -3,7 +3,8 @@
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -20,13 +21,19 @@ pub async fn openapi_json() -> Response {
         .into_response()
 }
 
-pub async fn metrics() -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut text = crate::metrics::global().render();
+    match state.store.stats().await {
+        Ok(stats) => crate::metrics::render_store(&mut text, &stats),
+        // The request counters are still worth a scrape while the database is away.
+        Err(e) => tracing::warn!(error = %e, "store figures are missing from /metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        crate::metrics::global().render(),
+        text,
     )
         .into_response()
 }

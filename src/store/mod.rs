@@ -78,6 +78,17 @@ pub struct ListPage {
     pub has_more: bool,
 }
 
+/// What `/metrics` reports about the store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreStats {
+    /// Per tenant: domain, rows, tombstones.
+    pub tenants: Vec<(String, u64, u64)>,
+    /// Read connections open and idle.
+    pub idle_readers: usize,
+    /// Write jobs waiting for the writer.
+    pub writer_queue: usize,
+}
+
 /// What a purge removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -224,6 +235,9 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError>;
 
     async fn count_users(&self) -> Result<u64, StoreError>;
+
+    /// Row counts and connection use, for `/metrics`.
+    async fn stats(&self) -> Result<StoreStats, StoreError>;
 
     /// Tells, after each commit, which tenant's rows changed (on this instance; other
     /// instances' changes are found by reading).

@@ -485,6 +485,24 @@ impl Conn for PgConn {
         Ok(rows)
     }
 
+    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        self.query(
+            "SELECT t.domain, COUNT(j.id), COUNT(j.id) FILTER (WHERE j.sys_logical_delete)
+             FROM tenant t LEFT JOIN job_dispatch_log j ON j.tenant_id = t.id
+             GROUP BY t.id ORDER BY t.domain",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get(0)?,
+                r.try_get::<_, i64>(1)? as u64,
+                r.try_get::<_, i64>(2)? as u64,
+            ))
+        })
+        .collect()
+    }
+
     fn find_login(
         &mut self,
         domain: &str,

@@ -113,6 +113,9 @@ pub trait Conn: Send + 'static {
     /// Removes rows logically deleted before `cutoff` (raising each tenant's horizon).
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError>;
 
+    /// Per tenant: its domain, its rows, and how many of them are tombstones.
+    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError>;
+
     fn find_login(
         &mut self,
         domain: &str,

@@ -16,7 +16,7 @@ use self::pool::Pool;
 use self::writer::Writer;
 use super::{
     ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome,
-    Store, StoreError, TenantId,
+    Store, StoreError, StoreStats, TenantId,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
@@ -271,6 +271,15 @@ impl<C: Conn> Store for SqlStore<C> {
     async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
         let hash = token_hash.to_string();
         self.read(move |conn| conn.find_token(&hash)).await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let tenants = self.read(|conn| conn.tenant_counts()).await?;
+        Ok(StoreStats {
+            tenants,
+            idle_readers: self.readers.as_ref().map_or(0, |p| p.idle()),
+            writer_queue: self.writer.queue_depth(),
+        })
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TenantId> {

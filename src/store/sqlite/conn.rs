@@ -446,6 +446,24 @@ impl Conn for SqliteConn {
         Ok(rows as u64)
     }
 
+    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.domain, COUNT(j.id), COALESCE(SUM(j.sys_logical_delete), 0)
+             FROM tenant t LEFT JOIN job_dispatch_log j ON j.tenant_id = t.id
+             GROUP BY t.id ORDER BY t.domain",
+        )?;
+        let counts = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(counts)
+    }
+
     fn find_login(
         &mut self,
         domain: &str,
