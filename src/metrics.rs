@@ -211,31 +211,6 @@ impl Registry {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let h = Histogram::new(&GROUP_BUCKETS);
-        h.observe(1.0);
-        h.observe(3.0);
-        h.observe(1000.0);
-        let mut out = String::new();
-        h.render(&mut out, "g", "");
-        assert!(out.contains("g_bucket{le=\"1\"} 1\n"), "{out}");
-        assert!(out.contains("g_bucket{le=\"4\"} 2\n"), "{out}");
-        assert!(out.contains("g_bucket{le=\"512\"} 2\n"), "{out}");
-        assert!(out.contains("g_bucket{le=\"+Inf\"} 3\n"), "{out}");
-        assert!(out.contains("g_count 3\n"), "{out}");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label("a\"b\\c\n"), "a\\\"b\\\\c\\n");
-    }
-}
-
 /// Appends what the store reports: rows and tombstones per tenant, read connections, writer
 /// queue.
 pub fn render_store(out: &mut String, stats: &crate::store::StoreStats) {
@@ -268,4 +243,29 @@ pub fn render_store(out: &mut String, stats: &crate::store::StoreStats) {
     out.push_str("# HELP dispatchlog_writer_queue Write jobs waiting for the writer now.\n");
     out.push_str("# TYPE dispatchlog_writer_queue gauge\n");
     let _ = writeln!(out, "dispatchlog_writer_queue {}", stats.writer_queue);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::new(&GROUP_BUCKETS);
+        h.observe(1.0);
+        h.observe(3.0);
+        h.observe(1000.0);
+        let mut out = String::new();
+        h.render(&mut out, "g", "");
+        assert!(out.contains("g_bucket{le=\"1\"} 1\n"), "{out}");
+        assert!(out.contains("g_bucket{le=\"4\"} 2\n"), "{out}");
+        assert!(out.contains("g_bucket{le=\"512\"} 2\n"), "{out}");
+        assert!(out.contains("g_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("g_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
 }
