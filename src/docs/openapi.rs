@@ -272,10 +272,19 @@ fn responses(e: &Endpoint) -> Value {
             Reply::Rows => Some((MEDIA_TYPES.to_vec(), schema_ref(ROWS_SCHEMA))),
             Reply::Document(d) => Some((MEDIA_TYPES.to_vec(), schema_ref(d.name))),
             Reply::Other { media_type, .. } => {
-                let schema = if media_type == "application/json" {
-                    json!({"type": "object"})
-                } else {
-                    json!({"type": "string"})
+                let schema = match media_type {
+                    "application/json" => json!({"type": "object"}),
+                    // Each Server-Sent Event: its type, its data (a row or an id, as JSON text)
+                    // and its id (the cursor after it).
+                    "text/event-stream" => json!({
+                        "type": "object",
+                        "properties": {
+                            "event": {"type": "string", "enum": ["change", "removed", "resync"]},
+                            "data": {"type": "string"},
+                            "id": {"type": "string"}
+                        }
+                    }),
+                    _ => json!({"type": "string"}),
                 };
                 Some((vec![media_type], schema))
             }
