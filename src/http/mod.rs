@@ -192,25 +192,28 @@ pub fn canonical_path(path: &str) -> Option<String> {
         "History",
         "Help",
     ];
-    let mut changed = false;
+    // A segment in another case than its canonical one: the name to write instead.
+    let recased = |segment: &str| {
+        SEGMENTS.into_iter().find(|known| {
+            segment.len() >= known.len()
+                && segment.is_char_boundary(known.len())
+                && segment[..known.len()].eq_ignore_ascii_case(known)
+                && segment[..known.len()] != **known
+                && (segment.len() == known.len() || segment[known.len()..].starts_with('('))
+        })
+    };
+    // Almost every request is already canonical: answer that without allocating.
+    if !path.split('/').any(|segment| recased(segment).is_some()) {
+        return None;
+    }
     let canonical: Vec<String> = path
         .split('/')
-        .map(|segment| {
-            for known in SEGMENTS {
-                if segment.len() >= known.len()
-                    && segment.is_char_boundary(known.len())
-                    && segment[..known.len()].eq_ignore_ascii_case(known)
-                    && segment[..known.len()] != *known
-                    && (segment.len() == known.len() || segment[known.len()..].starts_with('('))
-                {
-                    changed = true;
-                    return format!("{known}{}", &segment[known.len()..]);
-                }
-            }
-            segment.to_string()
+        .map(|segment| match recased(segment) {
+            Some(known) => format!("{known}{}", &segment[known.len()..]),
+            None => segment.to_string(),
         })
         .collect();
-    changed.then(|| canonical.join("/"))
+    Some(canonical.join("/"))
 }
 
 /// Rewrites the request path to its canonical case (see [`canonical_path`]).
