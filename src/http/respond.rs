@@ -11,9 +11,10 @@ use crate::wire::{self, json, xml, Format, Negotiated};
 pub fn body(neg: Negotiated, status: StatusCode, text: String) -> Response {
     let mut res = Response::new(Body::from(text));
     *res.status_mut() = status;
-    if let Ok(v) = HeaderValue::from_str(&neg.content_type()) {
-        res.headers_mut().insert(header::CONTENT_TYPE, v);
-    }
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(neg.content_type()),
+    );
     res
 }
 

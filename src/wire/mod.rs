@@ -36,8 +36,14 @@ impl Negotiated {
         media_type: "application/xml",
     };
 
-    pub fn content_type(self) -> String {
-        format!("{}; charset=utf-8", self.media_type)
+    /// The `Content-Type` of a response body (every response writes one, so no formatting).
+    pub fn content_type(self) -> &'static str {
+        match self.media_type {
+            "text/json" => "text/json; charset=utf-8",
+            "application/xml" => "application/xml; charset=utf-8",
+            "text/xml" => "text/xml; charset=utf-8",
+            _ => "application/json; charset=utf-8",
+        }
     }
 
     pub fn problem_content_type(self) -> &'static str {
