@@ -1,16 +1,22 @@
 //! The SQL of the PostgreSQL engine: [`Conn`] over a `postgres::Client`, with its statements
 //! prepared once per connection.
+//!
+//! On the writer, a group's writes are kept in a [`Group`] and sent together before the commit
+//! (see `group.rs`), so that a group of many Saves costs a handful of round trips.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
-use postgres::types::ToSql;
-use postgres::{Client, Row, Statement};
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Row, SimpleQueryMessage, Statement};
 use uuid::Uuid;
+
+use super::group::{Group, Pending, PendingHistory};
 
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
-use crate::store::sql::conn::{Conn, NewHistory};
+use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
 /// The stored columns, in the order [`row_of`] reads them.
@@ -60,6 +66,8 @@ pub struct PgConn {
     /// client itself only notices once its socket is read again, which is too late: the pool
     /// would hand the dead session to the next request.
     lost: bool,
+    /// The write group in progress on this connection (the writer's), if any.
+    group: Option<Group>,
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -70,6 +78,7 @@ impl PgConn {
             client,
             statements: HashMap::new(),
             lost: false,
+            group: None,
         }
     }
 
@@ -124,6 +133,225 @@ impl PgConn {
     fn rows(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<JobDispatchLog>, StoreError> {
         self.query(sql, params)?.iter().map(row_of).collect()
     }
+
+    /// Sends the group's pending writes: those of the jobs already ended as they are, those of
+    /// the running job inside a savepoint of its own, so that the job can still be undone alone.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let Some(group) = self.group.as_mut() else {
+            return Ok(());
+        };
+        if !group.has_pending() {
+            return Ok(());
+        }
+        let open_savepoint = group.needs_job_savepoint();
+        let (ended, running) = group.take_pending();
+        self.send(&ended)?;
+        if !running.is_empty() {
+            if open_savepoint {
+                self.open_job_savepoint()?;
+            }
+            self.send(&running)?;
+        }
+        Ok(())
+    }
+
+    /// Settles, then makes sure the running job has a savepoint: for a statement that writes
+    /// straight to the database.
+    fn settle_for_write(&mut self) -> Result<(), StoreError> {
+        self.settle()?;
+        if self.group.as_ref().is_some_and(Group::needs_job_savepoint) {
+            self.open_job_savepoint()?;
+        }
+        Ok(())
+    }
+
+    fn open_job_savepoint(&mut self) -> Result<(), StoreError> {
+        let result = self.client.batch_execute("SAVEPOINT job");
+        self.check(result)?;
+        if let Some(group) = self.group.as_mut() {
+            group.job_savepoint_open();
+        }
+        Ok(())
+    }
+
+    /// Settles when the server's answer about this job would miss a pending write.
+    fn settle_for_job(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<(), StoreError> {
+        if self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.job_dirty(tenant, jobs_id))
+        {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Writes rows, history and reassignments: every row upsert and history entry in one
+    /// statement (a row written twice is written once, in its last state), then the
+    /// reassignments in order.
+    fn send(&mut self, writes: &[Pending]) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut last_write: HashMap<(TenantId, Uuid), usize> = HashMap::new();
+        for (i, write) in writes.iter().enumerate() {
+            if let Pending::Upsert(tenant, row) = write {
+                last_write.insert((*tenant, row.id), i);
+            }
+        }
+        let mut r = RowColumns::default();
+        let mut h = HistoryColumns::default();
+        for (i, write) in writes.iter().enumerate() {
+            match write {
+                Pending::Upsert(tenant, row) if last_write.get(&(*tenant, row.id)) == Some(&i) => {
+                    r.push(*tenant, row)
+                }
+                Pending::Upsert(..) | Pending::Reassignment { .. } => {}
+                Pending::History(e) => h.push(e),
+            }
+        }
+        self.execute(
+            "WITH upserted AS (
+                 INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+                     date_proceeded, is_accepted, is_rejected, rejected_reason,
+                     sys_logical_delete, is_workshop, modified_dateutc, sequence)
+                 SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::uuid[],
+                     $5::int8[], $6::int8[], $7::bool[], $8::bool[], $9::text[], $10::bool[],
+                     $11::bool[], $12::int8[], $13::int4[])
+                 ON CONFLICT (tenant_id, id) DO UPDATE SET
+                     jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
+                     date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,
+                     is_accepted = EXCLUDED.is_accepted, is_rejected = EXCLUDED.is_rejected,
+                     rejected_reason = EXCLUDED.rejected_reason,
+                     sys_logical_delete = EXCLUDED.sys_logical_delete,
+                     is_workshop = EXCLUDED.is_workshop,
+                     modified_dateutc = EXCLUDED.modified_dateutc, sequence = EXCLUDED.sequence)
+             INSERT INTO job_dispatch_log_history
+                 (tenant_id, id, at, client_at, actor, action, changes)
+             SELECT t, i, a, c, w, x, ch
+             FROM unnest($14::int8[], $15::uuid[], $16::int8[], $17::int8[], $18::text[],
+                 $19::text[], $20::text[]) WITH ORDINALITY AS h(t, i, a, c, w, x, ch, n)
+             ORDER BY n",
+            &[
+                &r.tenant,
+                &r.id,
+                &r.jobs_id,
+                &r.user_id,
+                &r.date_create,
+                &r.date_proceeded,
+                &r.is_accepted,
+                &r.is_rejected,
+                &r.rejected_reason,
+                &r.sys_logical_delete,
+                &r.is_workshop,
+                &r.modified_dateutc,
+                &r.sequence,
+                &h.tenant,
+                &h.id,
+                &h.at,
+                &h.client_at,
+                &h.actor,
+                &h.action,
+                &h.changes,
+            ],
+        )?;
+        for write in writes {
+            if let Pending::Reassignment {
+                tenant,
+                id,
+                from,
+                to,
+                stamp,
+            } = write
+            {
+                self.write_reassignment(*tenant, *id, *from, *to, *stamp)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_reassignment(
+        &mut self,
+        tenant: TenantId,
+        id: Uuid,
+        from: Uuid,
+        to: Uuid,
+        stamp: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO scope_exit (tenant_id, user_id, id, modified_dateutc)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, user_id, id) DO UPDATE
+             SET modified_dateutc = EXCLUDED.modified_dateutc",
+            &[&tenant, &from, &id, &stamp.ticks()],
+        )?;
+        self.execute(
+            "DELETE FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
+            &[&tenant, &to, &id],
+        )?;
+        Ok(())
+    }
+}
+
+/// Rows to upsert, as one array per column.
+#[derive(Default)]
+struct RowColumns<'a> {
+    tenant: Vec<i64>,
+    id: Vec<Uuid>,
+    jobs_id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    date_create: Vec<i64>,
+    date_proceeded: Vec<i64>,
+    is_accepted: Vec<bool>,
+    is_rejected: Vec<bool>,
+    rejected_reason: Vec<&'a str>,
+    sys_logical_delete: Vec<bool>,
+    is_workshop: Vec<bool>,
+    modified_dateutc: Vec<i64>,
+    sequence: Vec<i32>,
+}
+
+impl<'a> RowColumns<'a> {
+    fn push(&mut self, tenant: TenantId, row: &'a JobDispatchLog) {
+        self.tenant.push(tenant);
+        self.id.push(row.id);
+        self.jobs_id.push(row.jobs_id);
+        self.user_id.push(row.user_id);
+        self.date_create.push(row.date_create.ticks());
+        self.date_proceeded.push(row.date_proceeded.ticks());
+        self.is_accepted.push(row.is_accepted);
+        self.is_rejected.push(row.is_rejected);
+        self.rejected_reason.push(&row.rejected_reason);
+        self.sys_logical_delete.push(row.sys_logical_delete);
+        self.is_workshop.push(row.is_workshop);
+        self.modified_dateutc.push(row.modified_dateutc.ticks());
+        self.sequence.push(row.sequence);
+    }
+}
+
+/// History entries to insert, as one array per column.
+#[derive(Default)]
+struct HistoryColumns<'a> {
+    tenant: Vec<i64>,
+    id: Vec<Uuid>,
+    at: Vec<i64>,
+    client_at: Vec<i64>,
+    actor: Vec<&'a str>,
+    action: Vec<&'a str>,
+    changes: Vec<&'a str>,
+}
+
+impl<'a> HistoryColumns<'a> {
+    fn push(&mut self, e: &'a PendingHistory) {
+        self.tenant.push(e.tenant);
+        self.id.push(e.id);
+        self.at.push(e.at.ticks());
+        self.client_at
+            .push(e.client_at.map(Timestamp::ticks).unwrap_or(0));
+        self.actor.push(&e.actor);
+        self.action.push(&e.action);
+        self.changes.push(&e.changes);
+    }
 }
 
 impl Conn for PgConn {
@@ -142,6 +370,129 @@ impl Conn for PgConn {
 
     fn is_broken(&self) -> bool {
         self.lost || self.client.is_closed()
+    }
+
+    /// `BEGIN` and the tenants' locks in one round trip (the ids are integers, written into the
+    /// text of the query).
+    fn begin_group(&mut self, tenants: &[TenantId]) -> Result<Vec<Timestamp>, StoreError> {
+        self.group = Some(Group::default());
+        let mut sql = String::from("BEGIN;");
+        for tenant in tenants {
+            let _ = write!(
+                sql,
+                " SELECT last_stamp FROM tenant WHERE id = {tenant} FOR UPDATE;"
+            );
+        }
+        let result = self.client.simple_query(&sql);
+        let messages = self.check(result)?;
+        // One CommandComplete for BEGIN, then one for each SELECT, after its row (if any).
+        let mut stamps = Vec::with_capacity(tenants.len());
+        let mut current = 0;
+        let mut begun = false;
+        for message in &messages {
+            match message {
+                SimpleQueryMessage::Row(row) => {
+                    current = row.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| {
+                        StoreError::Internal(anyhow::anyhow!("unreadable tenant stamp"))
+                    })?;
+                }
+                SimpleQueryMessage::CommandComplete(_) if !begun => begun = true,
+                SimpleQueryMessage::CommandComplete(_) => {
+                    stamps.push(Timestamp::from_ticks(std::mem::take(&mut current)));
+                }
+                _ => {}
+            }
+        }
+        if stamps.len() != tenants.len() {
+            return Err(StoreError::Internal(anyhow::anyhow!(
+                "locking {} tenants answered {} stamps",
+                tenants.len(),
+                stamps.len()
+            )));
+        }
+        Ok(stamps)
+    }
+
+    /// Loads, with one query, every row of the hinted jobs and of the jobs of the hinted rows.
+    fn prefetch(&mut self, tenant: TenantId, rows: &Prefetch) -> Result<(), StoreError> {
+        if self.group.is_none() {
+            return Ok(());
+        }
+        // Unprepared with its types given (one round trip), so that the plan is made for these
+        // arrays.
+        let sql = format!(
+            "SELECT {COLUMNS} FROM job_dispatch_log
+             WHERE tenant_id = $1 AND jobs_id IN (
+                 SELECT unnest($3::uuid[])
+                 UNION
+                 SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = $1 AND id = ANY($2))"
+        );
+        let result = self.client.query_typed(
+            &sql,
+            &[
+                (&tenant, Type::INT8),
+                (&rows.ids, Type::UUID_ARRAY),
+                (&rows.jobs, Type::UUID_ARRAY),
+            ],
+        );
+        let found = self
+            .check(result)?
+            .iter()
+            .map(row_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(group) = self.group.as_mut() {
+            group.load(tenant, &rows.ids, &rows.jobs, found);
+        }
+        Ok(())
+    }
+
+    fn job_begin(&mut self) -> Result<(), StoreError> {
+        match self.group.as_mut() {
+            Some(group) => {
+                group.job_begin();
+                Ok(())
+            }
+            None => self.execute_batch("SAVEPOINT job"),
+        }
+    }
+
+    fn job_end(&mut self, keep: bool) -> Result<(), StoreError> {
+        let savepoint = match self.group.as_mut() {
+            Some(group) => group.job_end(keep),
+            None => true,
+        };
+        if !savepoint {
+            return Ok(());
+        }
+        self.execute_batch(if keep {
+            "RELEASE SAVEPOINT job"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+        })
+    }
+
+    /// The group's writes in one statement, then the stamps and `COMMIT` in one round trip
+    /// (stamps and ids are integers, written into the text).
+    fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
+        let result = self.settle().and_then(|()| {
+            let mut sql = String::new();
+            for (tenant, stamp) in stamps {
+                let _ = write!(
+                    sql,
+                    "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
+                    stamp.ticks()
+                );
+            }
+            sql.push_str("COMMIT");
+            self.execute_batch(&sql)
+        });
+        self.group = None;
+        result
+    }
+
+    fn rollback_group(&mut self) {
+        self.group = None;
+        let _ = self.execute_batch("ROLLBACK");
     }
 
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
@@ -168,6 +519,9 @@ impl Conn for PgConn {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<JobDispatchLog>, StoreError> {
+        if let Some(known) = self.group.as_ref().and_then(|g| g.row(tenant, id)) {
+            return Ok(known);
+        }
         let sql =
             format!("SELECT {COLUMNS} FROM job_dispatch_log WHERE tenant_id = $1 AND id = $2");
         self.query_opt(&sql, &[&tenant, &id])?
@@ -177,6 +531,14 @@ impl Conn for PgConn {
     }
 
     fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError> {
+        if let Some(max) = self
+            .group
+            .as_ref()
+            .and_then(|g| g.max_sequence(tenant, jobs_id))
+        {
+            return Ok(max.saturating_add(1));
+        }
+        self.settle_for_job(tenant, jobs_id)?;
         let row = self.query_one(
             "SELECT COALESCE(MAX(sequence), 0)::BIGINT FROM job_dispatch_log
              WHERE tenant_id = $1 AND jobs_id = $2",
@@ -187,6 +549,14 @@ impl Conn for PgConn {
     }
 
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        if let Some(known) = self
+            .group
+            .as_ref()
+            .and_then(|g| g.assignees(tenant, jobs_id))
+        {
+            return Ok(known);
+        }
+        self.settle_for_job(tenant, jobs_id)?;
         self.query(
             "SELECT user_id FROM job_dispatch_log
              WHERE tenant_id = $1 AND jobs_id = $2 AND NOT sys_logical_delete AND NOT is_rejected
@@ -204,6 +574,18 @@ impl Conn for PgConn {
         jobs: &[Uuid],
     ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
         let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        if let Some(group) = &self.group {
+            let known: Option<Vec<(Uuid, Vec<Uuid>)>> = jobs
+                .iter()
+                .map(|job| group.assignees(tenant, *job).map(|ids| (*job, ids)))
+                .collect();
+            if let Some(known) = known {
+                return Ok(known.into_iter().collect());
+            }
+            if jobs.iter().any(|job| group.job_dirty(tenant, *job)) {
+                self.settle()?;
+            }
+        }
         if let [job] = jobs {
             // A single job (every Save) uses the plain equality, whose plan is always an index
             // lookup; the array form is for pages of many jobs.
@@ -226,36 +608,13 @@ impl Conn for PgConn {
     }
 
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
-                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
-                 is_workshop, modified_dateutc, sequence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (tenant_id, id) DO UPDATE SET
-                 jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
-                 date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,
-                 is_accepted = EXCLUDED.is_accepted, is_rejected = EXCLUDED.is_rejected,
-                 rejected_reason = EXCLUDED.rejected_reason,
-                 sys_logical_delete = EXCLUDED.sys_logical_delete,
-                 is_workshop = EXCLUDED.is_workshop, modified_dateutc = EXCLUDED.modified_dateutc,
-                 sequence = EXCLUDED.sequence",
-            &[
-                &tenant,
-                &row.id,
-                &row.jobs_id,
-                &row.user_id,
-                &row.date_create.ticks(),
-                &row.date_proceeded.ticks(),
-                &row.is_accepted,
-                &row.is_rejected,
-                &row.rejected_reason,
-                &row.sys_logical_delete,
-                &row.is_workshop,
-                &row.modified_dateutc.ticks(),
-                &row.sequence,
-            ],
-        )?;
-        Ok(())
+        match self.group.as_mut() {
+            Some(group) => {
+                group.upsert(tenant, row.clone());
+                Ok(())
+            }
+            None => self.send(&[Pending::Upsert(tenant, row.clone())]),
+        }
     }
 
     fn job_rows(
@@ -263,6 +622,14 @@ impl Conn for PgConn {
         tenant: TenantId,
         jobs_id: Uuid,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
+        if let Some(known) = self
+            .group
+            .as_ref()
+            .and_then(|g| g.job_rows(tenant, jobs_id))
+        {
+            return Ok(known);
+        }
+        self.settle_for_job(tenant, jobs_id)?;
         let sql = format!(
             "SELECT {COLUMNS} FROM job_dispatch_log WHERE tenant_id = $1 AND jobs_id = $2
              ORDER BY sequence, user_id"
@@ -276,6 +643,13 @@ impl Conn for PgConn {
         user_id: Uuid,
         id: Uuid,
     ) -> Result<bool, StoreError> {
+        if self
+            .group
+            .as_ref()
+            .is_some_and(|g| g.exits_dirty(tenant, id))
+        {
+            self.settle()?;
+        }
         Ok(self
             .query_opt(
                 "SELECT 1 FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
@@ -292,39 +666,36 @@ impl Conn for PgConn {
         to: Uuid,
         stamp: Timestamp,
     ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO scope_exit (tenant_id, user_id, id, modified_dateutc)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, user_id, id) DO UPDATE
-             SET modified_dateutc = EXCLUDED.modified_dateutc",
-            &[&tenant, &from, &id, &stamp.ticks()],
-        )?;
-        self.execute(
-            "DELETE FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
-            &[&tenant, &to, &id],
-        )?;
-        Ok(())
+        match self.group.as_mut() {
+            Some(group) => {
+                group.record_reassignment(tenant, id, from, to, stamp);
+                Ok(())
+            }
+            None => self.write_reassignment(tenant, id, from, to, stamp),
+        }
     }
 
     fn insert_history(&mut self, e: &NewHistory<'_>) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO job_dispatch_log_history
-                 (tenant_id, id, at, client_at, actor, action, changes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &e.tenant,
-                &e.id,
-                &e.at.ticks(),
-                &e.client_at.map(Timestamp::ticks).unwrap_or(0),
-                &e.actor,
-                &e.action,
-                &e.changes,
-            ],
-        )?;
-        Ok(())
+        let entry = PendingHistory {
+            tenant: e.tenant,
+            id: e.id,
+            at: e.at,
+            client_at: e.client_at,
+            actor: e.actor.to_string(),
+            action: e.action.to_string(),
+            changes: e.changes.to_string(),
+        };
+        match self.group.as_mut() {
+            Some(group) => {
+                group.insert_history(entry);
+                Ok(())
+            }
+            None => self.send(&[Pending::History(entry)]),
+        }
     }
 
     fn history(&mut self, tenant: TenantId, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.settle()?;
         self.query(
             "SELECT at, client_at, actor, action, changes FROM job_dispatch_log_history
              WHERE tenant_id = $1 AND id = $2 ORDER BY seq",
@@ -346,6 +717,7 @@ impl Conn for PgConn {
     }
 
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
+        self.settle()?;
         let row = self.query_opt(
             "SELECT purged_through FROM tenant WHERE id = $1",
             &[&tenant],
@@ -363,6 +735,7 @@ impl Conn for PgConn {
         after: i64,
         limit: usize,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
+        self.settle()?;
         let limit = limit as i64;
         match user {
             Some(user) => {
@@ -391,6 +764,7 @@ impl Conn for PgConn {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        self.settle()?;
         self.query(
             "SELECT id, modified_dateutc FROM scope_exit
              WHERE tenant_id = $1 AND user_id = $2 AND modified_dateutc > $3
@@ -409,6 +783,7 @@ impl Conn for PgConn {
         query: &ListQuery,
         limit: usize,
     ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError> {
+        self.settle()?;
         let mut params: Vec<Box<dyn ToSql + Sync>> = vec![Box::new(tenant)];
         let mut condition = String::from("tenant_id = $1");
         if let Some(user) = user {
@@ -457,6 +832,10 @@ impl Conn for PgConn {
     }
 
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.settle_for_write()?;
+        if let Some(group) = self.group.as_mut() {
+            group.forget_rows();
+        }
         let cutoff = cutoff.ticks();
         self.execute(
             "UPDATE tenant SET purged_through = GREATEST(purged_through, COALESCE((
@@ -486,6 +865,7 @@ impl Conn for PgConn {
     }
 
     fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+        self.settle()?;
         self.query(
             "SELECT t.domain, COUNT(j.id), COUNT(j.id) FILTER (WHERE j.sys_logical_delete)
              FROM tenant t LEFT JOIN job_dispatch_log j ON j.tenant_id = t.id
@@ -519,6 +899,7 @@ impl Conn for PgConn {
     }
 
     fn add_user(&mut self, user: &NewUser) -> Result<bool, StoreError> {
+        self.settle_for_write()?;
         let now = Timestamp::now().ticks();
         self.execute(
             "INSERT INTO tenant (domain, created_at) VALUES ($1, $2)
@@ -547,6 +928,7 @@ impl Conn for PgConn {
         username: &str,
         hash: &str,
     ) -> Result<bool, StoreError> {
+        self.settle_for_write()?;
         let n = self.execute(
             "UPDATE app_user SET password_hash = $3
              WHERE lower(username) = lower($2)
@@ -557,6 +939,7 @@ impl Conn for PgConn {
     }
 
     fn remove_user(&mut self, domain: &str, username: &str) -> Result<bool, StoreError> {
+        self.settle_for_write()?;
         let n = self.execute(
             "DELETE FROM app_user
              WHERE lower(username) = lower($2)
@@ -586,6 +969,7 @@ impl Conn for PgConn {
         username: &str,
         token_hash: &str,
     ) -> Result<bool, StoreError> {
+        self.settle_for_write()?;
         let n = self.execute(
             "INSERT INTO api_token (user_pk, token_hash, created_at)
              SELECT u.id, $3, $4 FROM app_user u JOIN tenant t ON t.id = u.tenant_id
@@ -596,6 +980,7 @@ impl Conn for PgConn {
     }
 
     fn revoke_tokens(&mut self, domain: &str, username: &str) -> Result<u64, StoreError> {
+        self.settle_for_write()?;
         self.execute(
             "DELETE FROM api_token WHERE user_pk IN (
                  SELECT u.id FROM app_user u JOIN tenant t ON t.id = u.tenant_id

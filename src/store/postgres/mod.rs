@@ -8,6 +8,7 @@
 //! while the database is away and recovers by itself when it returns.
 
 mod conn;
+mod group;
 
 use std::time::Duration;
 

@@ -22,8 +22,23 @@ pub struct NewHistory<'a> {
     pub changes: &'a str,
 }
 
+/// The rows a write job is about to read: its row ids, and jobs whose rows it reads (the jobs
+/// of the rows named by `ids` are implied). An engine with costly round trips loads them for
+/// the whole group at once; a hint that misses a row only costs a query.
+#[derive(Debug, Default, Clone)]
+pub struct Prefetch {
+    pub ids: Vec<Uuid>,
+    pub jobs: Vec<Uuid>,
+}
+
 /// A blocking connection to the database. Methods run inside whatever transaction the caller
 /// has opened with [`Conn::execute_batch`].
+///
+/// The writer drives a group through [`Conn::begin_group`], [`Conn::prefetch`], one
+/// [`Conn::job_begin`]/[`Conn::job_end`] pair per job, and [`Conn::commit_group`] (or
+/// [`Conn::rollback_group`]). The provided methods do this with plain statements and a
+/// savepoint per job; an engine may instead keep the group's writes and send them together,
+/// as long as every method answers as if each write had been executed at once.
 pub trait Conn: Send + 'static {
     /// Runs statements without results (`BEGIN`, `SAVEPOINT job`, `COMMIT`, …).
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
@@ -36,6 +51,48 @@ pub trait Conn: Send + 'static {
 
     /// True when the connection is unusable and must be replaced.
     fn is_broken(&self) -> bool;
+
+    /// Opens a write group's transaction and locks the tenants' stamps, in the order given;
+    /// answers each tenant's last stamp.
+    fn begin_group(&mut self, tenants: &[TenantId]) -> Result<Vec<Timestamp>, StoreError> {
+        self.begin_write()?;
+        tenants
+            .iter()
+            .map(|tenant| self.lock_tenant_stamp(*tenant))
+            .collect()
+    }
+
+    /// Says which of the tenant's rows the group's jobs are about to read.
+    fn prefetch(&mut self, _tenant: TenantId, _rows: &Prefetch) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Starts one job of the group: what it writes can be undone alone by `job_end(false)`.
+    fn job_begin(&mut self) -> Result<(), StoreError> {
+        self.execute_batch("SAVEPOINT job")
+    }
+
+    /// Ends the job started last, keeping its writes or undoing them.
+    fn job_end(&mut self, keep: bool) -> Result<(), StoreError> {
+        self.execute_batch(if keep {
+            "RELEASE SAVEPOINT job"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+        })
+    }
+
+    /// Stores the tenants' new last stamps and commits the group.
+    fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
+        for (tenant, stamp) in stamps {
+            self.store_tenant_stamp(*tenant, *stamp)?;
+        }
+        self.execute_batch("COMMIT")
+    }
+
+    /// Abandons the group's transaction.
+    fn rollback_group(&mut self) {
+        let _ = self.execute_batch("ROLLBACK");
+    }
 
     /// The tenant's last stamp, locking the tenant against other writers until commit.
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-pub use self::conn::Conn;
+pub use self::conn::{Conn, Prefetch};
 use self::pool::Pool;
 use self::writer::Writer;
 use super::{
@@ -54,13 +54,19 @@ impl<C: Conn> SqlStore<C> {
         }
     }
 
-    /// A write job on the tenant's rows; listeners hear of it once it is committed.
-    async fn write_rows<T, F>(&self, tenant: TenantId, f: F) -> Result<T, StoreError>
+    /// A write job on the tenant's rows (reading those `prefetch` names); listeners hear of it
+    /// once it is committed.
+    async fn write_rows<T, F>(
+        &self,
+        tenant: TenantId,
+        prefetch: Prefetch,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(&mut writer::WriteCtx<'_, C>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let result = self.writer.write(Some(tenant), f).await;
+        let result = self.writer.write(Some(tenant), Some(prefetch), f).await;
         if result.is_ok() {
             // No listener is fine: nobody is streaming.
             let _ = self.committed.send(tenant);
@@ -100,7 +106,7 @@ impl<C: Conn> SqlStore<C> {
         F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.write(None, move |ctx| f(ctx.conn)).await
+        self.writer.write(None, None, move |ctx| f(ctx.conn)).await
     }
 }
 
@@ -112,8 +118,14 @@ impl<C: Conn> Store for SqlStore<C> {
         items: Vec<SaveItem>,
     ) -> Result<Vec<SaveOutcome>, StoreError> {
         let caller = caller.clone();
-        self.write_rows(caller.tenant_id, move |ctx| ops::save(ctx, &caller, &items))
-            .await
+        let prefetch = Prefetch {
+            ids: items.iter().map(|i| i.draft.id).collect(),
+            jobs: items.iter().map(|i| i.draft.jobs_id).collect(),
+        };
+        self.write_rows(caller.tenant_id, prefetch, move |ctx| {
+            ops::save(ctx, &caller, &items)
+        })
+        .await
     }
 
     async fn get(
@@ -133,7 +145,11 @@ impl<C: Conn> Store for SqlStore<C> {
         if_match: Option<String>,
     ) -> Result<DeleteOutcome, StoreError> {
         let caller = caller.clone();
-        self.write_rows(caller.tenant_id, move |ctx| {
+        let prefetch = Prefetch {
+            ids: vec![id],
+            jobs: Vec::new(),
+        };
+        self.write_rows(caller.tenant_id, prefetch, move |ctx| {
             ops::delete(ctx, &caller, id, if_match.as_deref())
         })
         .await
@@ -147,7 +163,11 @@ impl<C: Conn> Store for SqlStore<C> {
         if_match: Option<String>,
     ) -> Result<JobDispatchLog, StoreError> {
         let caller = caller.clone();
-        self.write_rows(caller.tenant_id, move |ctx| {
+        let prefetch = Prefetch {
+            ids: vec![id],
+            jobs: Vec::new(),
+        };
+        self.write_rows(caller.tenant_id, prefetch, move |ctx| {
             ops::decide(ctx, &caller, id, &decision, if_match.as_deref())
         })
         .await
@@ -161,7 +181,11 @@ impl<C: Conn> Store for SqlStore<C> {
         is_workshop: bool,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         let caller = caller.clone();
-        self.write_rows(caller.tenant_id, move |ctx| {
+        let prefetch = Prefetch {
+            ids: Vec::new(),
+            jobs: vec![jobs_id],
+        };
+        self.write_rows(caller.tenant_id, prefetch, move |ctx| {
             ops::dispatch(ctx, &caller, jobs_id, &user_ids, is_workshop)
         })
         .await

@@ -21,7 +21,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::oneshot;
 
-use super::conn::Conn;
+use super::conn::{Conn, Prefetch};
 use crate::domain::Timestamp;
 use crate::store::{StoreError, TenantId};
 
@@ -62,6 +62,7 @@ impl<C: Conn> WriteCtx<'_, C> {
 
 trait WriteJob<C: Conn>: Send {
     fn tenant(&self) -> Option<TenantId>;
+    fn prefetch(&self) -> Option<&Prefetch>;
     fn run(self: Box<Self>, ctx: &mut WriteCtx<'_, C>) -> Box<dyn Finish>;
     fn abort(self: Box<Self>, error: StoreError);
 }
@@ -74,6 +75,7 @@ trait Finish: Send {
 
 struct ClosureJob<F, T> {
     tenant: Option<TenantId>,
+    prefetch: Option<Prefetch>,
     f: F,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -91,6 +93,10 @@ where
 {
     fn tenant(&self) -> Option<TenantId> {
         self.tenant
+    }
+
+    fn prefetch(&self) -> Option<&Prefetch> {
+        self.prefetch.as_ref()
     }
 
     fn run(self: Box<Self>, ctx: &mut WriteCtx<'_, C>) -> Box<dyn Finish> {
@@ -153,14 +159,25 @@ impl<C: Conn> Writer<C> {
     }
 
     /// Runs `f` in the next group's transaction; resolves once that group is committed.
-    /// `tenant` is the tenant whose rows `f` changes (its stamp is locked for the group).
-    pub async fn write<T, F>(&self, tenant: Option<TenantId>, f: F) -> Result<T, StoreError>
+    /// `tenant` is the tenant whose rows `f` changes (its stamp is locked for the group), and
+    /// `prefetch` the rows of that tenant `f` is about to read.
+    pub async fn write<T, F>(
+        &self,
+        tenant: Option<TenantId>,
+        prefetch: Option<Prefetch>,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(&mut WriteCtx<'_, C>) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Write(Box::new(ClosureJob { tenant, f, reply })))?;
+        self.send(Job::Write(Box::new(ClosureJob {
+            tenant,
+            prefetch,
+            f,
+            reply,
+        })))?;
         answer.await.unwrap_or_else(|_| {
             Err(StoreError::Internal(anyhow::anyhow!(
                 "the write job ended without an answer"
@@ -261,16 +278,36 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
 fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<dyn WriteJob<C>>>) {
     let jobs: Vec<_> = jobs.collect();
     let mut stamps = StampBook::default();
-    let tenants: BTreeSet<TenantId> = jobs.iter().filter_map(|j| j.tenant()).collect();
-    let started = conn.begin_write().and_then(|()| {
-        for tenant in &tenants {
-            let last = conn.lock_tenant_stamp(*tenant)?;
+    let tenants: Vec<TenantId> = jobs
+        .iter()
+        .filter_map(|j| j.tenant())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let started = conn.begin_group(&tenants).and_then(|lasts| {
+        for (tenant, last) in tenants.iter().zip(lasts) {
             stamps.last.insert(*tenant, (last, false));
+        }
+        for tenant in &tenants {
+            let mut rows = Prefetch::default();
+            for job in jobs.iter().filter(|j| j.tenant() == Some(*tenant)) {
+                if let Some(p) = job.prefetch() {
+                    rows.ids.extend_from_slice(&p.ids);
+                    rows.jobs.extend_from_slice(&p.jobs);
+                }
+            }
+            if !rows.ids.is_empty() || !rows.jobs.is_empty() {
+                rows.ids.sort_unstable();
+                rows.ids.dedup();
+                rows.jobs.sort_unstable();
+                rows.jobs.dedup();
+                conn.prefetch(*tenant, &rows)?;
+            }
         }
         Ok(())
     });
     if let Err(e) = started {
-        let _ = conn.execute_batch("ROLLBACK");
+        conn.rollback_group();
         let message = e.to_string();
         for job in jobs {
             job.abort(StoreError::Unavailable(anyhow::anyhow!(
@@ -280,18 +317,8 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
         return;
     }
     let mut finished: Vec<Box<dyn Finish>> = Vec::with_capacity(jobs.len());
-    // The release of a kept job's savepoint is sent with the next job's `SAVEPOINT` (or alone
-    // after the last job), so a job costs one round trip less on PostgreSQL; every job still
-    // runs in its own savepoint, never nested in the previous one.
-    let mut release_pending = false;
     for job in jobs {
-        let begin = if release_pending {
-            "RELEASE SAVEPOINT job; SAVEPOINT job"
-        } else {
-            "SAVEPOINT job"
-        };
-        release_pending = false;
-        if let Err(e) = conn.execute_batch(begin) {
+        if let Err(e) = conn.job_begin() {
             job.abort(e);
             continue;
         }
@@ -301,39 +328,27 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
         };
         match catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
             Ok(done) => {
-                if done.keep() {
-                    release_pending = true;
-                } else if let Err(e) =
-                    conn.execute_batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job")
-                {
-                    tracing::error!(error = %e, "ending a savepoint failed");
+                if let Err(e) = conn.job_end(done.keep()) {
+                    tracing::error!(error = %e, "ending a job's savepoint failed");
                 }
                 finished.push(done);
             }
             Err(_) => {
                 // The job's reply channel is gone with the panic; its caller sees an error.
                 tracing::error!("a write job panicked; its changes are rolled back");
-                let _ = conn.execute_batch("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job");
+                let _ = conn.job_end(false);
             }
         }
     }
-    if release_pending {
-        if let Err(e) = conn.execute_batch("RELEASE SAVEPOINT job") {
-            tracing::error!(error = %e, "ending a savepoint failed");
-        }
-    }
-    let mut commit = Ok(());
-    for (tenant, (stamp, used)) in &stamps.last {
-        if *used {
-            if let Err(e) = conn.store_tenant_stamp(*tenant, *stamp) {
-                commit = Err(e.to_string());
-                break;
-            }
-        }
-    }
-    let commit = commit.and_then(|()| conn.execute_batch("COMMIT").map_err(|e| e.to_string()));
+    let used: Vec<(TenantId, Timestamp)> = stamps
+        .last
+        .iter()
+        .filter(|(_, (_, used))| *used)
+        .map(|(tenant, (stamp, _))| (*tenant, *stamp))
+        .collect();
+    let commit = conn.commit_group(&used).map_err(|e| e.to_string());
     if commit.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        conn.rollback_group();
     }
     for done in finished {
         done.finish(commit.clone());
