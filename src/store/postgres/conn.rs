@@ -1,14 +1,20 @@
-//! The SQL of the PostgreSQL engine: [`Conn`] over a `postgres::Client`, with its statements
-//! prepared once per connection.
+//! The SQL of the PostgreSQL engine: [`Conn`] over a `tokio_postgres::Client` driven by a
+//! runtime of its own (the store's threads block on it), with its statements prepared once per
+//! connection.
 //!
 //! On the writer, a group's writes are kept in a [`Group`] and sent together before the commit
-//! (see `group.rs`), so that a group of many Saves costs a handful of round trips.
+//! (see `group.rs`), and the statements that open and end a group are pipelined: a group of
+//! many Saves costs two round trips.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
-use postgres::types::{ToSql, Type};
-use postgres::{Client, Row, SimpleQueryMessage, Statement};
+use tokio::runtime::Runtime;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
 use super::group::{Group, Pending, PendingHistory};
@@ -22,6 +28,84 @@ use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 /// The stored columns, in the order [`row_of`] reads them.
 const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_accepted, \
      is_rejected, rejected_reason, sys_logical_delete, is_workshop, modified_dateutc, sequence";
+
+/// Every row of the given jobs and of the jobs of the given rows ($1 tenant, $2 row ids,
+/// $3 job ids).
+const PREFETCH: &str = "SELECT id, jobs_id, user_id, date_create, date_proceeded, \
+     is_accepted, is_rejected, rejected_reason, sys_logical_delete, is_workshop, \
+     modified_dateutc, sequence FROM job_dispatch_log
+     WHERE tenant_id = $1 AND jobs_id IN (
+         SELECT unnest($3::uuid[])
+         UNION
+         SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = $1 AND id = ANY($2))";
+
+/// Row upserts and history entries, one array per column.
+const FLUSH: &str = "WITH upserted AS (
+         INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+             date_proceeded, is_accepted, is_rejected, rejected_reason,
+             sys_logical_delete, is_workshop, modified_dateutc, sequence)
+         SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::uuid[],
+             $5::int8[], $6::int8[], $7::bool[], $8::bool[], $9::text[], $10::bool[],
+             $11::bool[], $12::int8[], $13::int4[])
+         ON CONFLICT (tenant_id, id) DO UPDATE SET
+             jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
+             date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,
+             is_accepted = EXCLUDED.is_accepted, is_rejected = EXCLUDED.is_rejected,
+             rejected_reason = EXCLUDED.rejected_reason,
+             sys_logical_delete = EXCLUDED.sys_logical_delete,
+             is_workshop = EXCLUDED.is_workshop,
+             modified_dateutc = EXCLUDED.modified_dateutc, sequence = EXCLUDED.sequence)
+     INSERT INTO job_dispatch_log_history (tenant_id, id, at, client_at, actor, action, changes)
+     SELECT t, i, a, c, w, x, ch
+     FROM unnest($14::int8[], $15::uuid[], $16::int8[], $17::int8[], $18::text[],
+         $19::text[], $20::text[]) WITH ORDINALITY AS h(t, i, a, c, w, x, ch, n)
+     ORDER BY n";
+
+const SCOPE_EXIT_ADD: &str = "INSERT INTO scope_exit (tenant_id, user_id, id, modified_dateutc)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (tenant_id, user_id, id) DO UPDATE
+     SET modified_dateutc = EXCLUDED.modified_dateutc";
+
+const SCOPE_EXIT_REMOVE: &str =
+    "DELETE FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3";
+
+/// A statement sent to the server, answering its rows (none for a command).
+type Request<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + 'a>>;
+
+/// Sends every request before waiting for any answer — one round trip for all, which the
+/// server runs in order — and answers their rows in order, or the first request's error.
+fn pipeline(
+    runtime: &Runtime,
+    requests: Vec<Request<'_>>,
+) -> Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+    runtime.block_on(async move {
+        let mut requests: Vec<Option<Request<'_>>> = requests.into_iter().map(Some).collect();
+        let mut answers: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
+            requests.iter().map(|_| None).collect();
+        // Each request goes out when first polled, so polling them in order sends them in order.
+        std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for (slot, answer) in requests.iter_mut().zip(answers.iter_mut()) {
+                if let Some(request) = slot {
+                    match request.as_mut().poll(cx) {
+                        Poll::Ready(result) => {
+                            *answer = Some(result);
+                            *slot = None;
+                        }
+                        Poll::Pending => waiting = true,
+                    }
+                }
+            }
+            if waiting {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        answers.into_iter().flatten().collect()
+    })
+}
 
 fn row_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
     Ok(JobDispatchLog {
@@ -60,6 +144,8 @@ fn login_of(r: &Row) -> Result<LoginRecord, StoreError> {
 }
 
 pub struct PgConn {
+    /// Runs the connection's socket while a call blocks on it.
+    runtime: Runtime,
     client: Client,
     statements: HashMap<String, Statement>,
     /// An error showed the session is gone (terminated by the server, socket closed). The
@@ -73,8 +159,9 @@ pub struct PgConn {
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 impl PgConn {
-    pub fn new(client: Client) -> Self {
+    pub fn new(runtime: Runtime, client: Client) -> Self {
         PgConn {
+            runtime,
             client,
             statements: HashMap::new(),
             lost: false,
@@ -83,7 +170,7 @@ impl PgConn {
     }
 
     /// Converts a client error, remembering when it means the session is gone.
-    fn check<T>(&mut self, result: Result<T, postgres::Error>) -> Result<T, StoreError> {
+    fn check<T>(&mut self, result: Result<T, tokio_postgres::Error>) -> Result<T, StoreError> {
         result.map_err(|e| {
             if super::session_lost(&e) {
                 self.lost = true;
@@ -92,15 +179,53 @@ impl PgConn {
         })
     }
 
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
+    /// Applies the migrations not yet recorded in `schema_migrations`, each in its own
+    /// transaction, one instance at a time (an advisory lock serialises instances that start
+    /// together).
+    pub fn migrate(&mut self, migrations: &[(i64, &str)]) -> Result<(), StoreError> {
+        self.execute_batch(
+            "SELECT pg_advisory_lock(7305521984);
+             CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version BIGINT PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             );",
+        )?;
+        let result = (|| {
+            for (version, sql) in migrations {
+                self.execute_batch("BEGIN")?;
+                let applied = self
+                    .query_opt(
+                        "SELECT 1 FROM schema_migrations WHERE version = $1",
+                        &[version],
+                    )
+                    .map(|row| row.is_some())
+                    .and_then(|applied| {
+                        if !applied {
+                            self.execute_batch(sql)?;
+                            self.execute(
+                                "INSERT INTO schema_migrations (version, applied_at)
+                                 VALUES ($1, $2)",
+                                &[version, &Timestamp::now().ticks()],
+                            )?;
+                        }
+                        self.execute_batch("COMMIT")
+                    });
+                if let Err(e) = applied {
+                    let _ = self.execute_batch("ROLLBACK");
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })();
+        let unlocked = self.execute_batch("SELECT pg_advisory_unlock(7305521984)");
+        result.and(unlocked)
     }
 
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let prepared = self.client.prepare(sql);
+        let prepared = self.runtime.block_on(self.client.prepare(sql));
         let statement = self.check(prepared)?;
         self.statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
@@ -108,25 +233,31 @@ impl PgConn {
 
     fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         let statement = self.statement(sql)?;
-        let result = self.client.query(&statement, params);
+        let result = self.runtime.block_on(self.client.query(&statement, params));
         self.check(result)
     }
 
     fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
         let statement = self.statement(sql)?;
-        let result = self.client.query_opt(&statement, params);
+        let result = self
+            .runtime
+            .block_on(self.client.query_opt(&statement, params));
         self.check(result)
     }
 
     fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
         let statement = self.statement(sql)?;
-        let result = self.client.query_one(&statement, params);
+        let result = self
+            .runtime
+            .block_on(self.client.query_one(&statement, params));
         self.check(result)
     }
 
     fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
         let statement = self.statement(sql)?;
-        let result = self.client.execute(&statement, params);
+        let result = self
+            .runtime
+            .block_on(self.client.execute(&statement, params));
         self.check(result)
     }
 
@@ -145,12 +276,12 @@ impl PgConn {
         }
         let open_savepoint = group.needs_job_savepoint();
         let (ended, running) = group.take_pending();
-        self.send(&ended)?;
+        self.send(&ended, None)?;
         if !running.is_empty() {
             if open_savepoint {
                 self.open_job_savepoint()?;
             }
-            self.send(&running)?;
+            self.send(&running, None)?;
         }
         Ok(())
     }
@@ -166,7 +297,9 @@ impl PgConn {
     }
 
     fn open_job_savepoint(&mut self) -> Result<(), StoreError> {
-        let result = self.client.batch_execute("SAVEPOINT job");
+        let result = self
+            .runtime
+            .block_on(self.client.batch_execute("SAVEPOINT job"));
         self.check(result)?;
         if let Some(group) = self.group.as_mut() {
             group.job_savepoint_open();
@@ -186,13 +319,31 @@ impl PgConn {
         Ok(())
     }
 
-    /// Writes rows, history and reassignments: every row upsert and history entry in one
+    /// Writes rows, history and reassignments — every row upsert and history entry in one
     /// statement (a row written twice is written once, in its last state), then the
-    /// reassignments in order.
-    fn send(&mut self, writes: &[Pending]) -> Result<(), StoreError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
+    /// reassignments in order — followed by `then` (simple statements, e.g. `COMMIT`), all
+    /// pipelined in one round trip. The server runs them in order; after a failed statement
+    /// the rest fail too (a `COMMIT` then rolls back), and the first error is the answer.
+    fn send(&mut self, writes: &[Pending], then: Option<&str>) -> Result<(), StoreError> {
+        let has_rows = writes
+            .iter()
+            .any(|w| matches!(w, Pending::Upsert(..) | Pending::History(_)));
+        let flush = if has_rows {
+            Some(self.statement(FLUSH)?)
+        } else {
+            None
+        };
+        let reassign = if writes
+            .iter()
+            .any(|w| matches!(w, Pending::Reassignment { .. }))
+        {
+            Some((
+                self.statement(SCOPE_EXIT_ADD)?,
+                self.statement(SCOPE_EXIT_REMOVE)?,
+            ))
+        } else {
+            None
+        };
         let mut last_write: HashMap<(TenantId, Uuid), usize> = HashMap::new();
         for (i, write) in writes.iter().enumerate() {
             if let Pending::Upsert(tenant, row) = write {
@@ -201,95 +352,81 @@ impl PgConn {
         }
         let mut r = RowColumns::default();
         let mut h = HistoryColumns::default();
+        let mut exits = Vec::new();
         for (i, write) in writes.iter().enumerate() {
             match write {
                 Pending::Upsert(tenant, row) if last_write.get(&(*tenant, row.id)) == Some(&i) => {
                     r.push(*tenant, row)
                 }
-                Pending::Upsert(..) | Pending::Reassignment { .. } => {}
+                Pending::Upsert(..) => {}
                 Pending::History(e) => h.push(e),
+                Pending::Reassignment {
+                    tenant,
+                    id,
+                    from,
+                    to,
+                    stamp,
+                } => exits.push((*tenant, *id, *from, *to, stamp.ticks())),
             }
         }
-        self.execute(
-            "WITH upserted AS (
-                 INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
-                     date_proceeded, is_accepted, is_rejected, rejected_reason,
-                     sys_logical_delete, is_workshop, modified_dateutc, sequence)
-                 SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::uuid[],
-                     $5::int8[], $6::int8[], $7::bool[], $8::bool[], $9::text[], $10::bool[],
-                     $11::bool[], $12::int8[], $13::int4[])
-                 ON CONFLICT (tenant_id, id) DO UPDATE SET
-                     jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
-                     date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,
-                     is_accepted = EXCLUDED.is_accepted, is_rejected = EXCLUDED.is_rejected,
-                     rejected_reason = EXCLUDED.rejected_reason,
-                     sys_logical_delete = EXCLUDED.sys_logical_delete,
-                     is_workshop = EXCLUDED.is_workshop,
-                     modified_dateutc = EXCLUDED.modified_dateutc, sequence = EXCLUDED.sequence)
-             INSERT INTO job_dispatch_log_history
-                 (tenant_id, id, at, client_at, actor, action, changes)
-             SELECT t, i, a, c, w, x, ch
-             FROM unnest($14::int8[], $15::uuid[], $16::int8[], $17::int8[], $18::text[],
-                 $19::text[], $20::text[]) WITH ORDINALITY AS h(t, i, a, c, w, x, ch, n)
-             ORDER BY n",
-            &[
-                &r.tenant,
-                &r.id,
-                &r.jobs_id,
-                &r.user_id,
-                &r.date_create,
-                &r.date_proceeded,
-                &r.is_accepted,
-                &r.is_rejected,
-                &r.rejected_reason,
-                &r.sys_logical_delete,
-                &r.is_workshop,
-                &r.modified_dateutc,
-                &r.sequence,
-                &h.tenant,
-                &h.id,
-                &h.at,
-                &h.client_at,
-                &h.actor,
-                &h.action,
-                &h.changes,
-            ],
-        )?;
-        for write in writes {
-            if let Pending::Reassignment {
-                tenant,
-                id,
-                from,
-                to,
-                stamp,
-            } = write
-            {
-                self.write_reassignment(*tenant, *id, *from, *to, *stamp)?;
+        let flush_params: [&(dyn ToSql + Sync); 20] = [
+            &r.tenant,
+            &r.id,
+            &r.jobs_id,
+            &r.user_id,
+            &r.date_create,
+            &r.date_proceeded,
+            &r.is_accepted,
+            &r.is_rejected,
+            &r.rejected_reason,
+            &r.sys_logical_delete,
+            &r.is_workshop,
+            &r.modified_dateutc,
+            &r.sequence,
+            &h.tenant,
+            &h.id,
+            &h.at,
+            &h.client_at,
+            &h.actor,
+            &h.action,
+            &h.changes,
+        ];
+        let client = &self.client;
+        let mut requests: Vec<Request<'_>> = Vec::new();
+        if let Some(flush) = &flush {
+            requests.push(Box::pin(async move {
+                client
+                    .execute(flush, &flush_params)
+                    .await
+                    .map(|_| Vec::new())
+            }));
+        }
+        if let Some((add, remove)) = &reassign {
+            for (tenant, id, from, to, stamp) in &exits {
+                requests.push(Box::pin(async move {
+                    client
+                        .execute(add, &[tenant, from, id, stamp])
+                        .await
+                        .map(|_| Vec::new())
+                }));
+                requests.push(Box::pin(async move {
+                    client
+                        .execute(remove, &[tenant, to, id])
+                        .await
+                        .map(|_| Vec::new())
+                }));
             }
         }
-        Ok(())
-    }
-
-    fn write_reassignment(
-        &mut self,
-        tenant: TenantId,
-        id: Uuid,
-        from: Uuid,
-        to: Uuid,
-        stamp: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.execute(
-            "INSERT INTO scope_exit (tenant_id, user_id, id, modified_dateutc)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant_id, user_id, id) DO UPDATE
-             SET modified_dateutc = EXCLUDED.modified_dateutc",
-            &[&tenant, &from, &id, &stamp.ticks()],
-        )?;
-        self.execute(
-            "DELETE FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3",
-            &[&tenant, &to, &id],
-        )?;
-        Ok(())
+        if let Some(then) = then {
+            requests.push(Box::pin(async move {
+                client.batch_execute(then).await.map(|()| Vec::new())
+            }));
+        }
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let answers = pipeline(&self.runtime, requests);
+        self.check(answers).map(|_| ())
     }
 }
 
@@ -356,7 +493,7 @@ impl<'a> HistoryColumns<'a> {
 
 impl Conn for PgConn {
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        let result = self.client.batch_execute(sql);
+        let result = self.runtime.block_on(self.client.batch_execute(sql));
         self.check(result)
     }
 
@@ -372,78 +509,57 @@ impl Conn for PgConn {
         self.lost || self.client.is_closed()
     }
 
-    /// `BEGIN` and the tenants' locks in one round trip (the ids are integers, written into the
-    /// text of the query).
-    fn begin_group(&mut self, tenants: &[TenantId]) -> Result<Vec<Timestamp>, StoreError> {
+    /// `BEGIN`, the tenants' locks (in id order, as every instance takes them) and the loading
+    /// of the rows the jobs will read, pipelined: one round trip.
+    fn begin_group(
+        &mut self,
+        tenants: &[(TenantId, Prefetch)],
+    ) -> Result<Vec<Timestamp>, StoreError> {
         self.group = Some(Group::default());
-        let mut sql = String::from("BEGIN;");
-        for tenant in tenants {
-            let _ = write!(
-                sql,
-                " SELECT last_stamp FROM tenant WHERE id = {tenant} FOR UPDATE;"
-            );
+        let lock = self.statement(
+            "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )?;
+        let ids: Vec<TenantId> = tenants.iter().map(|(tenant, _)| *tenant).collect();
+        let (client, lock, ids) = (&self.client, &lock, &ids);
+        let mut requests: Vec<Request<'_>> = vec![
+            Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| Vec::new()) }),
+            Box::pin(async move { client.query(lock, &[ids]).await }),
+        ];
+        for (tenant, rows) in tenants {
+            // Typed (no prepared statement), so the plan is made for these arrays.
+            requests.push(Box::pin(async move {
+                client
+                    .query_typed(
+                        PREFETCH,
+                        &[
+                            (tenant, Type::INT8),
+                            (&rows.ids, Type::UUID_ARRAY),
+                            (&rows.jobs, Type::UUID_ARRAY),
+                        ],
+                    )
+                    .await
+            }));
         }
-        let result = self.client.simple_query(&sql);
-        let messages = self.check(result)?;
-        // One CommandComplete for BEGIN, then one for each SELECT, after its row (if any).
+        let answers = pipeline(&self.runtime, requests);
+        let mut answers = self.check(answers)?.into_iter().skip(1);
+        let locked = answers.next().unwrap_or_default();
         let mut stamps = Vec::with_capacity(tenants.len());
-        let mut current = 0;
-        let mut begun = false;
-        for message in &messages {
-            match message {
-                SimpleQueryMessage::Row(row) => {
-                    current = row.get(0).and_then(|v| v.parse().ok()).ok_or_else(|| {
-                        StoreError::Internal(anyhow::anyhow!("unreadable tenant stamp"))
-                    })?;
+        for (tenant, _) in tenants {
+            let mut last = 0;
+            for row in &locked {
+                if row.try_get::<_, i64>(0)? == *tenant {
+                    last = row.try_get(1)?;
                 }
-                SimpleQueryMessage::CommandComplete(_) if !begun => begun = true,
-                SimpleQueryMessage::CommandComplete(_) => {
-                    stamps.push(Timestamp::from_ticks(std::mem::take(&mut current)));
-                }
-                _ => {}
+            }
+            stamps.push(Timestamp::from_ticks(last));
+        }
+        for ((tenant, rows), found) in tenants.iter().zip(answers) {
+            let found = found.iter().map(row_of).collect::<Result<Vec<_>, _>>()?;
+            if let Some(group) = self.group.as_mut() {
+                group.load(*tenant, &rows.ids, &rows.jobs, found);
             }
         }
-        if stamps.len() != tenants.len() {
-            return Err(StoreError::Internal(anyhow::anyhow!(
-                "locking {} tenants answered {} stamps",
-                tenants.len(),
-                stamps.len()
-            )));
-        }
         Ok(stamps)
-    }
-
-    /// Loads, with one query, every row of the hinted jobs and of the jobs of the hinted rows.
-    fn prefetch(&mut self, tenant: TenantId, rows: &Prefetch) -> Result<(), StoreError> {
-        if self.group.is_none() {
-            return Ok(());
-        }
-        // Unprepared with its types given (one round trip), so that the plan is made for these
-        // arrays.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM job_dispatch_log
-             WHERE tenant_id = $1 AND jobs_id IN (
-                 SELECT unnest($3::uuid[])
-                 UNION
-                 SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = $1 AND id = ANY($2))"
-        );
-        let result = self.client.query_typed(
-            &sql,
-            &[
-                (&tenant, Type::INT8),
-                (&rows.ids, Type::UUID_ARRAY),
-                (&rows.jobs, Type::UUID_ARRAY),
-            ],
-        );
-        let found = self
-            .check(result)?
-            .iter()
-            .map(row_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        if let Some(group) = self.group.as_mut() {
-            group.load(tenant, &rows.ids, &rows.jobs, found);
-        }
-        Ok(())
     }
 
     fn job_begin(&mut self) -> Result<(), StoreError> {
@@ -471,21 +587,28 @@ impl Conn for PgConn {
         })
     }
 
-    /// The group's writes in one statement, then the stamps and `COMMIT` in one round trip
+    /// The group's writes, the tenants' new stamps and `COMMIT`, pipelined: one round trip
     /// (stamps and ids are integers, written into the text).
     fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
-        let result = self.settle().and_then(|()| {
-            let mut sql = String::new();
-            for (tenant, stamp) in stamps {
-                let _ = write!(
-                    sql,
-                    "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
-                    stamp.ticks()
-                );
+        let mut commit = String::new();
+        for (tenant, stamp) in stamps {
+            let _ = write!(
+                commit,
+                "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
+                stamp.ticks()
+            );
+        }
+        commit.push_str("COMMIT");
+        // Outside any job: every pending write belongs to an ended job.
+        let writes = match self.group.as_mut() {
+            Some(group) => {
+                let (mut ended, running) = group.take_pending();
+                ended.extend(running);
+                ended
             }
-            sql.push_str("COMMIT");
-            self.execute_batch(&sql)
-        });
+            None => Vec::new(),
+        };
+        let result = self.send(&writes, Some(&commit));
         self.group = None;
         result
     }
@@ -595,13 +718,15 @@ impl Conn for PgConn {
         let jobs = jobs.to_vec();
         // Unprepared, so the plan is made for this array: a plan cached for "an array of some
         // size" may scan the whole table.
-        for r in self.client.query(
+        // Typed, so it is sent in one round trip without a prepared statement.
+        let found = self.runtime.block_on(self.client.query_typed(
             "SELECT jobs_id, user_id FROM job_dispatch_log
              WHERE tenant_id = $1 AND jobs_id = ANY($2)
                AND NOT sys_logical_delete AND NOT is_rejected
              ORDER BY jobs_id, sequence, user_id",
-            &[&tenant, &jobs],
-        )? {
+            &[(&tenant, Type::INT8), (&jobs, Type::UUID_ARRAY)],
+        ));
+        for r in self.check(found)? {
             by_job.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
         }
         Ok(by_job)
@@ -613,7 +738,7 @@ impl Conn for PgConn {
                 group.upsert(tenant, row.clone());
                 Ok(())
             }
-            None => self.send(&[Pending::Upsert(tenant, row.clone())]),
+            None => self.send(&[Pending::Upsert(tenant, row.clone())], None),
         }
     }
 
@@ -671,7 +796,16 @@ impl Conn for PgConn {
                 group.record_reassignment(tenant, id, from, to, stamp);
                 Ok(())
             }
-            None => self.write_reassignment(tenant, id, from, to, stamp),
+            None => self.send(
+                &[Pending::Reassignment {
+                    tenant,
+                    id,
+                    from,
+                    to,
+                    stamp,
+                }],
+                None,
+            ),
         }
     }
 
@@ -690,7 +824,7 @@ impl Conn for PgConn {
                 group.insert_history(entry);
                 Ok(())
             }
-            None => self.send(&[Pending::History(entry)]),
+            None => self.send(&[Pending::History(entry)], None),
         }
     }
 
@@ -812,17 +946,19 @@ impl Conn for PgConn {
             limit as i64
         );
         // Filters vary with every request: run them unprepared rather than fill the cache.
-        let found = self.client.query(sql.as_str(), &refs);
+        let found = self
+            .runtime
+            .block_on(self.client.query(sql.as_str(), &refs));
         let rows = self
             .check(found)?
             .iter()
             .map(row_of)
             .collect::<Result<Vec<_>, _>>()?;
         let count = if query.count {
-            let counted = self.client.query_one(
-                format!("SELECT COUNT(*) FROM job_dispatch_log WHERE {condition}").as_str(),
-                &refs,
-            );
+            let sql = format!("SELECT COUNT(*) FROM job_dispatch_log WHERE {condition}");
+            let counted = self
+                .runtime
+                .block_on(self.client.query_one(sql.as_str(), &refs));
             let row = self.check(counted)?;
             Some(row.try_get::<_, i64>(0)? as u64)
         } else {

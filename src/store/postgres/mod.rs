@@ -17,7 +17,6 @@ use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
 use super::StoreError;
-use crate::domain::Timestamp;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
@@ -30,7 +29,7 @@ pub type PostgresStore = SqlStore<PgConn>;
 /// True when the error means the session is gone and the connection must be replaced: the
 /// socket closed or failed, the server terminated the backend (57P01 admin shutdown, 57P02
 /// crash shutdown, 57P03 cannot connect now), or a connection exception (08).
-fn session_lost(e: &postgres::Error) -> bool {
+fn session_lost(e: &tokio_postgres::Error) -> bool {
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
@@ -42,8 +41,8 @@ fn session_lost(e: &postgres::Error) -> bool {
     }
 }
 
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
         // 53: insufficient resources (disk full, too many connections) passes too.
         let unavailable = session_lost(&e)
             || match e.as_db_error() {
@@ -59,18 +58,26 @@ impl From<postgres::Error> for StoreError {
 }
 
 fn connect(url: &str) -> Result<PgConn, StoreError> {
-    let mut config: postgres::Config = url
+    let mut config: tokio_postgres::Config = url
         .parse()
-        .map_err(|e: postgres::Error| StoreError::Internal(e.into()))?;
+        .map_err(|e: tokio_postgres::Error| StoreError::Internal(e.into()))?;
     config.application_name("dispatchlog");
     config.connect_timeout(Duration::from_secs(5));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StoreError::Internal(e.into()))?;
     // Whatever keeps a session from opening — the server down or unreachable, the database
     // refusing connections (55000 while ALLOW_CONNECTIONS is off), too many clients — means
     // the database is unavailable to this request: 503, and the next request tries again.
-    let client = config
-        .connect(postgres::NoTls)
+    let (client, connection) = runtime
+        .block_on(config.connect(tokio_postgres::NoTls))
         .map_err(|e| StoreError::Unavailable(e.into()))?;
-    Ok(PgConn::new(client))
+    // The connection runs whenever a call blocks on the runtime; it ends with the session.
+    runtime.spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(PgConn::new(runtime, client))
 }
 
 /// Connects, applies the migrations not yet recorded, and starts the writer and readers.
@@ -79,45 +86,11 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
     tokio::task::spawn_blocking(move || {
         let mut conn = connect(&url)
             .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
-        migrate(conn.client())?;
+        conn.migrate(MIGRATIONS)?;
         let writer_url = url.clone();
         let writer = Writer::start(Some(conn), Box::new(move || connect(&writer_url)))?;
         let readers = Pool::new(Box::new(move || connect(&url)), MAX_IDLE_READERS);
         Ok(SqlStore::new(writer, Some(readers)))
     })
     .await?
-}
-
-/// Applies the migrations, one instance at a time (an advisory lock serialises instances that
-/// start together).
-pub fn migrate(client: &mut postgres::Client) -> anyhow::Result<()> {
-    client.batch_execute(
-        "SELECT pg_advisory_lock(7305521984);
-         CREATE TABLE IF NOT EXISTS schema_migrations (
-             version BIGINT PRIMARY KEY,
-             applied_at BIGINT NOT NULL
-         );",
-    )?;
-    let result = (|| -> anyhow::Result<()> {
-        for (version, sql) in MIGRATIONS {
-            let mut tx = client.transaction()?;
-            let done = tx
-                .query_opt(
-                    "SELECT 1 FROM schema_migrations WHERE version = $1",
-                    &[version],
-                )?
-                .is_some();
-            if !done {
-                tx.batch_execute(sql)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-                    &[version, &Timestamp::now().ticks()],
-                )?;
-            }
-            tx.commit()?;
-        }
-        Ok(())
-    })();
-    client.batch_execute("SELECT pg_advisory_unlock(7305521984)")?;
-    result
 }

@@ -34,7 +34,7 @@ pub struct Prefetch {
 /// A blocking connection to the database. Methods run inside whatever transaction the caller
 /// has opened with [`Conn::execute_batch`].
 ///
-/// The writer drives a group through [`Conn::begin_group`], [`Conn::prefetch`], one
+/// The writer drives a group through [`Conn::begin_group`], one
 /// [`Conn::job_begin`]/[`Conn::job_end`] pair per job, and [`Conn::commit_group`] (or
 /// [`Conn::rollback_group`]). The provided methods do this with plain statements and a
 /// savepoint per job; an engine may instead keep the group's writes and send them together,
@@ -53,18 +53,17 @@ pub trait Conn: Send + 'static {
     fn is_broken(&self) -> bool;
 
     /// Opens a write group's transaction and locks the tenants' stamps, in the order given;
-    /// answers each tenant's last stamp.
-    fn begin_group(&mut self, tenants: &[TenantId]) -> Result<Vec<Timestamp>, StoreError> {
+    /// answers each tenant's last stamp. With each tenant come the rows the group's jobs are
+    /// about to read, which an engine may load now.
+    fn begin_group(
+        &mut self,
+        tenants: &[(TenantId, Prefetch)],
+    ) -> Result<Vec<Timestamp>, StoreError> {
         self.begin_write()?;
         tenants
             .iter()
-            .map(|tenant| self.lock_tenant_stamp(*tenant))
+            .map(|(tenant, _)| self.lock_tenant_stamp(*tenant))
             .collect()
-    }
-
-    /// Says which of the tenant's rows the group's jobs are about to read.
-    fn prefetch(&mut self, _tenant: TenantId, _rows: &Prefetch) -> Result<(), StoreError> {
-        Ok(())
     }
 
     /// Starts one job of the group: what it writes can be undone alone by `job_end(false)`.

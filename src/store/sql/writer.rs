@@ -278,33 +278,29 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
 fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<dyn WriteJob<C>>>) {
     let jobs: Vec<_> = jobs.collect();
     let mut stamps = StampBook::default();
-    let tenants: Vec<TenantId> = jobs
+    let mut tenants: Vec<(TenantId, Prefetch)> = jobs
         .iter()
         .filter_map(|j| j.tenant())
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .map(|tenant| (tenant, Prefetch::default()))
         .collect();
-    let started = conn.begin_group(&tenants).and_then(|lasts| {
-        for (tenant, last) in tenants.iter().zip(lasts) {
+    for (tenant, rows) in &mut tenants {
+        for job in jobs.iter().filter(|j| j.tenant() == Some(*tenant)) {
+            if let Some(p) = job.prefetch() {
+                rows.ids.extend_from_slice(&p.ids);
+                rows.jobs.extend_from_slice(&p.jobs);
+            }
+        }
+        rows.ids.sort_unstable();
+        rows.ids.dedup();
+        rows.jobs.sort_unstable();
+        rows.jobs.dedup();
+    }
+    let started = conn.begin_group(&tenants).map(|lasts| {
+        for ((tenant, _), last) in tenants.iter().zip(lasts) {
             stamps.last.insert(*tenant, (last, false));
         }
-        for tenant in &tenants {
-            let mut rows = Prefetch::default();
-            for job in jobs.iter().filter(|j| j.tenant() == Some(*tenant)) {
-                if let Some(p) = job.prefetch() {
-                    rows.ids.extend_from_slice(&p.ids);
-                    rows.jobs.extend_from_slice(&p.jobs);
-                }
-            }
-            if !rows.ids.is_empty() || !rows.jobs.is_empty() {
-                rows.ids.sort_unstable();
-                rows.ids.dedup();
-                rows.jobs.sort_unstable();
-                rows.jobs.dedup();
-                conn.prefetch(*tenant, &rows)?;
-            }
-        }
-        Ok(())
     });
     if let Err(e) = started {
         conn.rollback_group();
