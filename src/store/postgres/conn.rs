@@ -69,15 +69,18 @@ const SCOPE_EXIT_ADD: &str = "INSERT INTO scope_exit (tenant_id, user_id, id, mo
 const SCOPE_EXIT_REMOVE: &str =
     "DELETE FROM scope_exit WHERE tenant_id = $1 AND user_id = $2 AND id = $3";
 
+/// The outcome of opening a write group: the tenants' last stamps.
+type Opened = Result<Vec<Timestamp>, StoreError>;
+
 /// A statement sent to the server, answering its rows (none for a command).
 type Request<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + 'a>>;
 
 /// Sends every request before waiting for any answer — one round trip for all, which the
-/// server runs in order — and answers their rows in order, or the first request's error.
+/// server runs in order — and answers each request's outcome, in order.
 fn pipeline(
     runtime: &Runtime,
     requests: Vec<Request<'_>>,
-) -> Result<Vec<Vec<Row>>, tokio_postgres::Error> {
+) -> Vec<Result<Vec<Row>, tokio_postgres::Error>> {
     runtime.block_on(async move {
         let mut requests: Vec<Option<Request<'_>>> = requests.into_iter().map(Some).collect();
         let mut answers: Vec<Option<Result<Vec<Row>, tokio_postgres::Error>>> =
@@ -105,6 +108,25 @@ fn pipeline(
         .await;
         answers.into_iter().flatten().collect()
     })
+}
+
+/// The statements that end a write group: the tenants' new stamps (integers, written into the
+/// text), then `COMMIT`. The first statement fails when the transaction has failed, where a
+/// bare `COMMIT` would quietly roll back.
+fn commit_text(stamps: &[(TenantId, Timestamp)]) -> String {
+    let mut sql = String::new();
+    for (tenant, stamp) in stamps {
+        let _ = write!(
+            sql,
+            "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
+            stamp.ticks()
+        );
+    }
+    if stamps.is_empty() {
+        sql.push_str("SELECT 1; ");
+    }
+    sql.push_str("COMMIT");
+    sql
 }
 
 fn row_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
@@ -276,12 +298,12 @@ impl PgConn {
         }
         let open_savepoint = group.needs_job_savepoint();
         let (ended, running) = group.take_pending();
-        self.send(&ended, None)?;
+        self.send(&ended)?;
         if !running.is_empty() {
             if open_savepoint {
                 self.open_job_savepoint()?;
             }
-            self.send(&running, None)?;
+            self.send(&running)?;
         }
         Ok(())
     }
@@ -319,30 +341,34 @@ impl PgConn {
         Ok(())
     }
 
-    /// Writes rows, history and reassignments — every row upsert and history entry in one
-    /// statement (a row written twice is written once, in its last state), then the
-    /// reassignments in order — followed by `then` (simple statements, e.g. `COMMIT`), all
-    /// pipelined in one round trip. The server runs them in order; after a failed statement
-    /// the rest fail too (a `COMMIT` then rolls back), and the first error is the answer.
-    fn send(&mut self, writes: &[Pending], then: Option<&str>) -> Result<(), StoreError> {
-        let has_rows = writes
-            .iter()
-            .any(|w| matches!(w, Pending::Upsert(..) | Pending::History(_)));
-        let flush = if has_rows {
-            Some(self.statement(FLUSH)?)
-        } else {
-            None
-        };
-        let reassign = if writes
-            .iter()
-            .any(|w| matches!(w, Pending::Reassignment { .. }))
-        {
-            Some((
-                self.statement(SCOPE_EXIT_ADD)?,
-                self.statement(SCOPE_EXIT_REMOVE)?,
-            ))
-        } else {
-            None
+    /// Sends writes (when there are any) and nothing else, in one round trip.
+    fn send(&mut self, writes: &[Pending]) -> Result<(), StoreError> {
+        self.exchange(writes, None, None).0
+    }
+
+    /// One round trip to the server, which runs what it is sent in order:
+    /// - `writes`: every row upsert and history entry in one statement (a row written twice is
+    ///   written once, in its last state), then the reassignments in order;
+    /// - `commit`: simple statements ending the transaction (`… COMMIT`);
+    /// - `open`: `BEGIN`, the tenants' locks (in id order, as every instance takes them) and
+    ///   the loading of the rows the next group's jobs will read; the new group is kept.
+    ///
+    /// Answers the outcome of the writes and commit — the first error: after a failed statement
+    /// the rest of the transaction fails too — and, when `open` is given, the tenants' last
+    /// stamps.
+    fn exchange(
+        &mut self,
+        writes: &[Pending],
+        commit: Option<&str>,
+        open: Option<&[(TenantId, Prefetch)]>,
+    ) -> (Result<(), StoreError>, Option<Opened>) {
+        let prepared = self.exchange_statements(writes, open.is_some());
+        let (flush, reassign, lock) = match prepared {
+            Ok(statements) => statements,
+            Err(e) => {
+                let opened = open.map(|_| Err(StoreError::Internal(anyhow::anyhow!("{e}"))));
+                return (Err(e), opened);
+            }
         };
         let mut last_write: HashMap<(TenantId, Uuid), usize> = HashMap::new();
         for (i, write) in writes.iter().enumerate() {
@@ -391,6 +417,11 @@ impl PgConn {
             &h.action,
             &h.changes,
         ];
+        let tenant_ids: Vec<TenantId> = open
+            .unwrap_or_default()
+            .iter()
+            .map(|(tenant, _)| *tenant)
+            .collect();
         let client = &self.client;
         let mut requests: Vec<Request<'_>> = Vec::new();
         if let Some(flush) = &flush {
@@ -417,16 +448,129 @@ impl PgConn {
                 }));
             }
         }
-        if let Some(then) = then {
+        if let Some(commit) = commit {
             requests.push(Box::pin(async move {
-                client.batch_execute(then).await.map(|()| Vec::new())
+                client.batch_execute(commit).await.map(|()| Vec::new())
             }));
         }
-        if requests.is_empty() {
-            return Ok(());
+        let written = requests.len();
+        if let (Some(open), Some(lock)) = (open, &lock) {
+            let ids = &tenant_ids;
+            requests.push(Box::pin(async move {
+                client.batch_execute("BEGIN").await.map(|()| Vec::new())
+            }));
+            requests.push(Box::pin(async move { client.query(lock, &[ids]).await }));
+            for (tenant, rows) in open {
+                // Typed (no prepared statement), so the plan is made for these arrays.
+                requests.push(Box::pin(async move {
+                    client
+                        .query_typed(
+                            PREFETCH,
+                            &[
+                                (tenant, Type::INT8),
+                                (&rows.ids, Type::UUID_ARRAY),
+                                (&rows.jobs, Type::UUID_ARRAY),
+                            ],
+                        )
+                        .await
+                }));
+            }
         }
-        let answers = pipeline(&self.runtime, requests);
-        self.check(answers).map(|_| ())
+        let mut answers = pipeline(&self.runtime, requests).into_iter();
+        let outcome: Result<(), tokio_postgres::Error> = answers
+            .by_ref()
+            .take(written)
+            .try_fold((), |(), answer| answer.map(|_| ()));
+        let outcome = self.check(outcome);
+        let opened = open.map(|open| {
+            let answers: Result<Vec<Vec<Row>>, _> = answers.collect();
+            let answers = self.check(answers)?;
+            self.open_group(open, answers)
+        });
+        (outcome, opened)
+    }
+
+    /// The prepared statements an exchange needs: the flush, the scope exit pair, the lock.
+    #[allow(clippy::type_complexity)]
+    fn exchange_statements(
+        &mut self,
+        writes: &[Pending],
+        open: bool,
+    ) -> Result<
+        (
+            Option<Statement>,
+            Option<(Statement, Statement)>,
+            Option<Statement>,
+        ),
+        StoreError,
+    > {
+        let flush = if writes
+            .iter()
+            .any(|w| matches!(w, Pending::Upsert(..) | Pending::History(_)))
+        {
+            Some(self.statement(FLUSH)?)
+        } else {
+            None
+        };
+        let reassign = if writes
+            .iter()
+            .any(|w| matches!(w, Pending::Reassignment { .. }))
+        {
+            Some((
+                self.statement(SCOPE_EXIT_ADD)?,
+                self.statement(SCOPE_EXIT_REMOVE)?,
+            ))
+        } else {
+            None
+        };
+        let lock = if open {
+            Some(self.statement(
+                "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            )?)
+        } else {
+            None
+        };
+        Ok((flush, reassign, lock))
+    }
+
+    /// Starts the group whose `BEGIN`, locks and rows came back in `answers`; answers the
+    /// tenants' last stamps.
+    fn open_group(
+        &mut self,
+        tenants: &[(TenantId, Prefetch)],
+        answers: Vec<Vec<Row>>,
+    ) -> Result<Vec<Timestamp>, StoreError> {
+        let mut answers = answers.into_iter().skip(1);
+        let locked = answers.next().unwrap_or_default();
+        let mut stamps = Vec::with_capacity(tenants.len());
+        for (tenant, _) in tenants {
+            let mut last = 0;
+            for row in &locked {
+                if row.try_get::<_, i64>(0)? == *tenant {
+                    last = row.try_get(1)?;
+                }
+            }
+            stamps.push(Timestamp::from_ticks(last));
+        }
+        let mut group = Group::default();
+        for ((tenant, rows), found) in tenants.iter().zip(answers) {
+            let found = found.iter().map(row_of).collect::<Result<Vec<_>, _>>()?;
+            group.load(*tenant, &rows.ids, &rows.jobs, found);
+        }
+        self.group = Some(group);
+        Ok(stamps)
+    }
+
+    /// Takes every pending write of the group (outside any job, all belong to ended jobs).
+    fn take_all_pending(&mut self) -> Vec<Pending> {
+        match self.group.as_mut() {
+            Some(group) => {
+                let (mut ended, running) = group.take_pending();
+                ended.extend(running);
+                ended
+            }
+            None => Vec::new(),
+        }
     }
 }
 
@@ -509,57 +653,15 @@ impl Conn for PgConn {
         self.lost || self.client.is_closed()
     }
 
-    /// `BEGIN`, the tenants' locks (in id order, as every instance takes them) and the loading
-    /// of the rows the jobs will read, pipelined: one round trip.
+    /// `BEGIN`, the tenants' locks and the loading of the rows the jobs will read: one round
+    /// trip.
     fn begin_group(
         &mut self,
         tenants: &[(TenantId, Prefetch)],
     ) -> Result<Vec<Timestamp>, StoreError> {
-        self.group = Some(Group::default());
-        let lock = self.statement(
-            "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        )?;
-        let ids: Vec<TenantId> = tenants.iter().map(|(tenant, _)| *tenant).collect();
-        let (client, lock, ids) = (&self.client, &lock, &ids);
-        let mut requests: Vec<Request<'_>> = vec![
-            Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| Vec::new()) }),
-            Box::pin(async move { client.query(lock, &[ids]).await }),
-        ];
-        for (tenant, rows) in tenants {
-            // Typed (no prepared statement), so the plan is made for these arrays.
-            requests.push(Box::pin(async move {
-                client
-                    .query_typed(
-                        PREFETCH,
-                        &[
-                            (tenant, Type::INT8),
-                            (&rows.ids, Type::UUID_ARRAY),
-                            (&rows.jobs, Type::UUID_ARRAY),
-                        ],
-                    )
-                    .await
-            }));
-        }
-        let answers = pipeline(&self.runtime, requests);
-        let mut answers = self.check(answers)?.into_iter().skip(1);
-        let locked = answers.next().unwrap_or_default();
-        let mut stamps = Vec::with_capacity(tenants.len());
-        for (tenant, _) in tenants {
-            let mut last = 0;
-            for row in &locked {
-                if row.try_get::<_, i64>(0)? == *tenant {
-                    last = row.try_get(1)?;
-                }
-            }
-            stamps.push(Timestamp::from_ticks(last));
-        }
-        for ((tenant, rows), found) in tenants.iter().zip(answers) {
-            let found = found.iter().map(row_of).collect::<Result<Vec<_>, _>>()?;
-            if let Some(group) = self.group.as_mut() {
-                group.load(*tenant, &rows.ids, &rows.jobs, found);
-            }
-        }
-        Ok(stamps)
+        self.group = None;
+        let (_, opened) = self.exchange(&[], None, Some(tenants));
+        opened.unwrap_or_else(|| Ok(Vec::new()))
     }
 
     fn job_begin(&mut self) -> Result<(), StoreError> {
@@ -587,30 +689,44 @@ impl Conn for PgConn {
         })
     }
 
-    /// The group's writes, the tenants' new stamps and `COMMIT`, pipelined: one round trip
-    /// (stamps and ids are integers, written into the text).
+    /// The group's writes, the tenants' new stamps and `COMMIT`: one round trip.
     fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
-        let mut commit = String::new();
-        for (tenant, stamp) in stamps {
-            let _ = write!(
-                commit,
-                "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
-                stamp.ticks()
-            );
-        }
-        commit.push_str("COMMIT");
-        // Outside any job: every pending write belongs to an ended job.
-        let writes = match self.group.as_mut() {
-            Some(group) => {
-                let (mut ended, running) = group.take_pending();
-                ended.extend(running);
-                ended
-            }
-            None => Vec::new(),
-        };
-        let result = self.send(&writes, Some(&commit));
+        let writes = self.take_all_pending();
+        let (committed, _) = self.exchange(&writes, Some(&commit_text(stamps)), None);
         self.group = None;
-        result
+        committed
+    }
+
+    fn pipelines_groups(&self) -> bool {
+        true
+    }
+
+    /// The group's writes, stamps and `COMMIT`, and the next group's `BEGIN`, locks and rows:
+    /// one round trip for both.
+    fn commit_then_begin(
+        &mut self,
+        stamps: &[(TenantId, Timestamp)],
+        next: &[(TenantId, Prefetch)],
+    ) -> (Result<(), StoreError>, Result<Vec<Timestamp>, StoreError>) {
+        let writes = self.take_all_pending();
+        self.group = None;
+        let (committed, opened) = self.exchange(&writes, Some(&commit_text(stamps)), Some(next));
+        match (committed, opened) {
+            (Ok(()), Some(opened)) => (Ok(()), opened),
+            (committed, _) => {
+                // The commit failed, so what followed it ran in a failed transaction (or none):
+                // start the next group afresh.
+                self.rollback_group();
+                let opened = if self.is_broken() {
+                    Err(StoreError::Unavailable(anyhow::anyhow!(
+                        "the database connection was lost"
+                    )))
+                } else {
+                    self.begin_group(next)
+                };
+                (committed, opened)
+            }
+        }
     }
 
     fn rollback_group(&mut self) {
@@ -738,7 +854,7 @@ impl Conn for PgConn {
                 group.upsert(tenant, row.clone());
                 Ok(())
             }
-            None => self.send(&[Pending::Upsert(tenant, row.clone())], None),
+            None => self.send(&[Pending::Upsert(tenant, row.clone())]),
         }
     }
 
@@ -796,16 +912,13 @@ impl Conn for PgConn {
                 group.record_reassignment(tenant, id, from, to, stamp);
                 Ok(())
             }
-            None => self.send(
-                &[Pending::Reassignment {
-                    tenant,
-                    id,
-                    from,
-                    to,
-                    stamp,
-                }],
-                None,
-            ),
+            None => self.send(&[Pending::Reassignment {
+                tenant,
+                id,
+                from,
+                to,
+                stamp,
+            }]),
         }
     }
 
@@ -824,7 +937,7 @@ impl Conn for PgConn {
                 group.insert_history(entry);
                 Ok(())
             }
-            None => self.send(&[Pending::History(entry)], None),
+            None => self.send(&[Pending::History(entry)]),
         }
     }
 

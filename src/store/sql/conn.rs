@@ -36,7 +36,7 @@ pub struct Prefetch {
 ///
 /// The writer drives a group through [`Conn::begin_group`], one
 /// [`Conn::job_begin`]/[`Conn::job_end`] pair per job, and [`Conn::commit_group`] (or
-/// [`Conn::rollback_group`]). The provided methods do this with plain statements and a
+/// [`Conn::rollback_group`]), or [`Conn::commit_then_begin`] when the next group is waiting. The provided methods do this with plain statements and a
 /// savepoint per job; an engine may instead keep the group's writes and send them together,
 /// as long as every method answers as if each write had been executed at once.
 pub trait Conn: Send + 'static {
@@ -86,6 +86,27 @@ pub trait Conn: Send + 'static {
             self.store_tenant_stamp(*tenant, *stamp)?;
         }
         self.execute_batch("COMMIT")
+    }
+
+    /// True when [`Conn::commit_then_begin`] saves a round trip, so that the writer forms the
+    /// next group before committing the current one.
+    fn pipelines_groups(&self) -> bool {
+        false
+    }
+
+    /// Commits the group like [`Conn::commit_group`], then begins the next one like
+    /// [`Conn::begin_group`]; an engine may send both together. The next group is begun even
+    /// when the commit failed.
+    fn commit_then_begin(
+        &mut self,
+        stamps: &[(TenantId, Timestamp)],
+        next: &[(TenantId, Prefetch)],
+    ) -> (Result<(), StoreError>, Result<Vec<Timestamp>, StoreError>) {
+        let committed = self.commit_group(stamps);
+        if committed.is_err() {
+            self.rollback_group();
+        }
+        (committed, self.begin_group(next))
     }
 
     /// Abandons the group's transaction.

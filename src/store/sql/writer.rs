@@ -6,6 +6,10 @@
 //! failing job does not undo the others), commits once, and only then answers them. A reply
 //! therefore always means "on disk".
 //!
+//! Where a round trip to the database costs much (PostgreSQL), the jobs that arrived while a
+//! group ran form the next group, which is begun in the same exchange as the commit of the
+//! previous one ([`Conn::commit_then_begin`]).
+//!
 //! **Stamps in commit order.** At the start of a group the writer locks the row of every tenant
 //! the group writes to (in id order, so writers of several instances never deadlock) and reads
 //! its last stamp. Each change takes `max(server clock, previous stamp + 100 ns)`; the new last
@@ -236,48 +240,105 @@ impl<C: Conn> Writer<C> {
     }
 }
 
+/// The new last stamp of each tenant a group changed.
+type UsedStamps = Vec<(TenantId, Timestamp)>;
+
+/// A group whose transaction is open: its jobs and the tenants' last stamps.
+struct Begun<C: Conn> {
+    jobs: Vec<Box<dyn WriteJob<C>>>,
+    stamps: StampBook,
+}
+
 fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C>>) {
-    let mut writes: Vec<Box<dyn WriteJob<C>>> = Vec::with_capacity(MAX_GROUP);
     let mut reads: Vec<ReadJob<C>> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            match job {
-                Job::Write(w) => writes.push(w),
-                Job::Read(r) => reads.push(r),
-            }
-            if writes.len() < MAX_GROUP {
-                next = rx.try_recv().ok();
-            }
-        }
-        if conn.as_ref().is_none_or(|c| c.is_broken()) {
-            conn = match connect() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    let message = e.to_string();
-                    for job in writes.drain(..) {
-                        job.abort(StoreError::Unavailable(anyhow::anyhow!("{message}")));
+    // The next group, already begun together with the previous commit.
+    let mut carried: Option<Begun<C>> = None;
+    loop {
+        let begun = match carried.take() {
+            Some(begun) => begun,
+            None => {
+                let Ok(first) = rx.recv() else { break };
+                let mut writes = Vec::with_capacity(MAX_GROUP);
+                let mut next = Some(first);
+                while let Some(job) = next.take() {
+                    match job {
+                        Job::Write(w) => writes.push(w),
+                        Job::Read(r) => reads.push(r),
                     }
-                    // Read jobs are dropped: their callers see the database as unavailable.
-                    reads.clear();
+                    if writes.len() < MAX_GROUP {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if conn.as_ref().is_none_or(|c| c.is_broken()) {
+                    conn = match connect() {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            let message = e.to_string();
+                            for job in writes {
+                                job.abort(StoreError::Unavailable(anyhow::anyhow!("{message}")));
+                            }
+                            // Read jobs are dropped: their callers see the database as
+                            // unavailable.
+                            reads.clear();
+                            continue;
+                        }
+                    };
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                for read in reads.drain(..) {
+                    let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
+                }
+                if writes.is_empty() {
                     continue;
                 }
-            };
-        }
+                let tenants = plan(&writes);
+                let opened = c.begin_group(&tenants);
+                match begin(c, writes, &tenants, opened) {
+                    Some(begun) => begun,
+                    None => continue,
+                }
+            }
+        };
         let Some(c) = conn.as_mut() else { continue };
-        if !writes.is_empty() {
-            crate::metrics::global().record_group_commit(writes.len(), rx.len());
-            commit_group(c, writes.drain(..));
+        crate::metrics::global().record_group_commit(begun.jobs.len(), rx.len());
+        let (finished, used) = run_jobs(c, begun);
+        // Where the engine sends the next group's start with this commit, jobs that came
+        // meanwhile form that group; a read waits for the commit and runs between the groups.
+        // Otherwise the next group is formed after the commit, from every job waiting then.
+        let mut next_writes: Vec<Box<dyn WriteJob<C>>> = Vec::new();
+        while c.pipelines_groups() && next_writes.len() < MAX_GROUP && reads.is_empty() {
+            match rx.try_recv() {
+                Ok(Job::Write(w)) => next_writes.push(w),
+                Ok(Job::Read(r)) => reads.push(r),
+                Err(_) => break,
+            }
         }
-        for read in reads.drain(..) {
-            let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
+        if !next_writes.is_empty() && reads.is_empty() {
+            let tenants = plan(&next_writes);
+            let (committed, opened) = c.commit_then_begin(&used, &tenants);
+            finish(finished, committed);
+            carried = begin(c, next_writes, &tenants, opened);
+        } else {
+            let committed = c.commit_group(&used);
+            if committed.is_err() {
+                c.rollback_group();
+            }
+            finish(finished, committed);
+            for read in reads.drain(..) {
+                let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
+            }
+            if !next_writes.is_empty() {
+                let tenants = plan(&next_writes);
+                let opened = c.begin_group(&tenants);
+                carried = begin(c, next_writes, &tenants, opened);
+            }
         }
     }
 }
 
-fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<dyn WriteJob<C>>>) {
-    let jobs: Vec<_> = jobs.collect();
-    let mut stamps = StampBook::default();
+/// The tenants a group writes to (in id order, so that writers of several instances never
+/// deadlock), each with the rows its jobs are about to read.
+fn plan<C: Conn>(jobs: &[Box<dyn WriteJob<C>>]) -> Vec<(TenantId, Prefetch)> {
     let mut tenants: Vec<(TenantId, Prefetch)> = jobs
         .iter()
         .filter_map(|j| j.tenant())
@@ -297,21 +358,42 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
         rows.jobs.sort_unstable();
         rows.jobs.dedup();
     }
-    let started = conn.begin_group(&tenants).map(|lasts| {
-        for ((tenant, _), last) in tenants.iter().zip(lasts) {
-            stamps.last.insert(*tenant, (last, false));
+    tenants
+}
+
+/// Takes in the outcome of beginning a group: its tenants' last stamps, or an error that every
+/// job of the group gets.
+fn begin<C: Conn>(
+    conn: &mut C,
+    jobs: Vec<Box<dyn WriteJob<C>>>,
+    tenants: &[(TenantId, Prefetch)],
+    opened: Result<Vec<Timestamp>, StoreError>,
+) -> Option<Begun<C>> {
+    match opened {
+        Ok(lasts) => {
+            let mut stamps = StampBook::default();
+            for ((tenant, _), last) in tenants.iter().zip(lasts) {
+                stamps.last.insert(*tenant, (last, false));
+            }
+            Some(Begun { jobs, stamps })
         }
-    });
-    if let Err(e) = started {
-        conn.rollback_group();
-        let message = e.to_string();
-        for job in jobs {
-            job.abort(StoreError::Unavailable(anyhow::anyhow!(
-                "cannot start a transaction: {message}"
-            )));
+        Err(e) => {
+            conn.rollback_group();
+            let message = e.to_string();
+            for job in jobs {
+                job.abort(StoreError::Unavailable(anyhow::anyhow!(
+                    "cannot start a transaction: {message}"
+                )));
+            }
+            None
         }
-        return;
     }
+}
+
+/// Runs each job of the group in its own savepoint; answers their pending replies and the
+/// stamps the group used.
+fn run_jobs<C: Conn>(conn: &mut C, begun: Begun<C>) -> (Vec<Box<dyn Finish>>, UsedStamps) {
+    let Begun { jobs, mut stamps } = begun;
     let mut finished: Vec<Box<dyn Finish>> = Vec::with_capacity(jobs.len());
     for job in jobs {
         if let Err(e) = conn.job_begin() {
@@ -336,17 +418,19 @@ fn commit_group<C: Conn>(conn: &mut C, jobs: impl ExactSizeIterator<Item = Box<d
             }
         }
     }
-    let used: Vec<(TenantId, Timestamp)> = stamps
+    let used = stamps
         .last
         .iter()
         .filter(|(_, (_, used))| *used)
         .map(|(tenant, (stamp, _))| (*tenant, *stamp))
         .collect();
-    let commit = conn.commit_group(&used).map_err(|e| e.to_string());
-    if commit.is_err() {
-        conn.rollback_group();
-    }
+    (finished, used)
+}
+
+/// Answers the group's jobs once its commit is known: a reply always means "on disk".
+fn finish(finished: Vec<Box<dyn Finish>>, committed: Result<(), StoreError>) {
+    let committed = committed.map_err(|e| e.to_string());
     for done in finished {
-        done.finish(commit.clone());
+        done.finish(committed.clone());
     }
 }
