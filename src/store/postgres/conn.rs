@@ -7,7 +7,6 @@
 //! many Saves costs two round trips.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -108,25 +107,6 @@ fn pipeline(
         .await;
         answers.into_iter().flatten().collect()
     })
-}
-
-/// The statements that end a write group: the tenants' new stamps (integers, written into the
-/// text), then `COMMIT`. The first statement fails when the transaction has failed, where a
-/// bare `COMMIT` would quietly roll back.
-fn commit_text(stamps: &[(TenantId, Timestamp)]) -> String {
-    let mut sql = String::new();
-    for (tenant, stamp) in stamps {
-        let _ = write!(
-            sql,
-            "UPDATE tenant SET last_stamp = {} WHERE id = {tenant}; ",
-            stamp.ticks()
-        );
-    }
-    if stamps.is_empty() {
-        sql.push_str("SELECT 1; ");
-    }
-    sql.push_str("COMMIT");
-    sql
 }
 
 fn row_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
@@ -349,7 +329,7 @@ impl PgConn {
     /// One round trip to the server, which runs what it is sent in order:
     /// - `writes`: every row upsert and history entry in one statement (a row written twice is
     ///   written once, in its last state), then the reassignments in order;
-    /// - `commit`: simple statements ending the transaction (`… COMMIT`);
+    /// - `commit`: the tenants' new last stamps, then `COMMIT`;
     /// - `open`: `BEGIN`, the tenants' locks (in id order, as every instance takes them) and
     ///   the loading of the rows the next group's jobs will read; the new group is kept.
     ///
@@ -359,11 +339,11 @@ impl PgConn {
     fn exchange(
         &mut self,
         writes: &[Pending],
-        commit: Option<&str>,
+        commit: Option<&[(TenantId, Timestamp)]>,
         open: Option<&[(TenantId, Prefetch)]>,
     ) -> (Result<(), StoreError>, Option<Opened>) {
-        let prepared = self.exchange_statements(writes, open.is_some());
-        let (flush, reassign, lock) = match prepared {
+        let prepared = self.exchange_statements(writes, commit, open.is_some());
+        let (flush, reassign, stamp, lock) = match prepared {
             Ok(statements) => statements,
             Err(e) => {
                 let opened = open.map(|_| Err(StoreError::Internal(anyhow::anyhow!("{e}"))));
@@ -448,9 +428,28 @@ impl PgConn {
                 }));
             }
         }
-        if let Some(commit) = commit {
+        if let Some(stamps) = commit {
+            let stamps: Vec<(TenantId, i64)> =
+                stamps.iter().map(|(t, s)| (*t, s.ticks())).collect();
+            if let Some(stamp) = &stamp {
+                for (tenant, ticks) in stamps {
+                    requests.push(Box::pin(async move {
+                        client
+                            .execute(stamp, &[&tenant, &ticks])
+                            .await
+                            .map(|_| Vec::new())
+                    }));
+                }
+            }
+            // The stamps' UPDATE fails in a failed transaction, where a bare COMMIT would
+            // quietly roll back; without stamps, SELECT 1 does.
+            let end = if commit.is_some_and(|s| s.is_empty()) {
+                "SELECT 1; COMMIT"
+            } else {
+                "COMMIT"
+            };
             requests.push(Box::pin(async move {
-                client.batch_execute(commit).await.map(|()| Vec::new())
+                client.batch_execute(end).await.map(|()| Vec::new())
             }));
         }
         let written = requests.len();
@@ -490,16 +489,19 @@ impl PgConn {
         (outcome, opened)
     }
 
-    /// The prepared statements an exchange needs: the flush, the scope exit pair, the lock.
+    /// The prepared statements an exchange needs: the flush, the scope exit pair, the stamp
+    /// update, the lock.
     #[allow(clippy::type_complexity)]
     fn exchange_statements(
         &mut self,
         writes: &[Pending],
+        commit: Option<&[(TenantId, Timestamp)]>,
         open: bool,
     ) -> Result<
         (
             Option<Statement>,
             Option<(Statement, Statement)>,
+            Option<Statement>,
             Option<Statement>,
         ),
         StoreError,
@@ -523,6 +525,11 @@ impl PgConn {
         } else {
             None
         };
+        let stamp = if commit.is_some_and(|s| !s.is_empty()) {
+            Some(self.statement("UPDATE tenant SET last_stamp = $2 WHERE id = $1")?)
+        } else {
+            None
+        };
         let lock = if open {
             Some(self.statement(
                 "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
@@ -530,7 +537,7 @@ impl PgConn {
         } else {
             None
         };
-        Ok((flush, reassign, lock))
+        Ok((flush, reassign, stamp, lock))
     }
 
     /// Starts the group whose `BEGIN`, locks and rows came back in `answers`; answers the
@@ -692,7 +699,7 @@ impl Conn for PgConn {
     /// The group's writes, the tenants' new stamps and `COMMIT`: one round trip.
     fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
         let writes = self.take_all_pending();
-        let (committed, _) = self.exchange(&writes, Some(&commit_text(stamps)), None);
+        let (committed, _) = self.exchange(&writes, Some(stamps), None);
         self.group = None;
         committed
     }
@@ -710,7 +717,7 @@ impl Conn for PgConn {
     ) -> (Result<(), StoreError>, Result<Vec<Timestamp>, StoreError>) {
         let writes = self.take_all_pending();
         self.group = None;
-        let (committed, opened) = self.exchange(&writes, Some(&commit_text(stamps)), Some(next));
+        let (committed, opened) = self.exchange(&writes, Some(stamps), Some(next));
         match (committed, opened) {
             (Ok(()), Some(opened)) => (Ok(()), opened),
             (committed, _) => {

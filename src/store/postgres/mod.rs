@@ -19,7 +19,10 @@ use super::sql::SqlStore;
 use super::StoreError;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (3, include_str!("migrations/0003_write_path.sql")),
+];
 
 /// Idle read connections kept open per instance.
 const MAX_IDLE_READERS: usize = 16;
