@@ -21,7 +21,7 @@ use super::StoreError;
 /// Schema versions, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
-    (3, include_str!("migrations/0003_write_path.sql")),
+    (2, include_str!("migrations/0002_write_path.sql")),
 ];
 
 /// Idle read connections kept open per instance.
