@@ -9,6 +9,8 @@
 
 mod conn;
 mod group;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 

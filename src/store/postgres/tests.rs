@@ -1,0 +1,174 @@
+//! The writer's copy of a group against a real server: writes sent early inside a job, a job
+//! undone after that, and a group whose writes fail. Runs when `DISPATCHLOG_TEST_POSTGRES`
+//! names a server (as the PostgreSQL half of the suite does), each test in a fresh database.
+
+use uuid::Uuid;
+
+use super::{connect, PgConn, MIGRATIONS};
+use crate::domain::{JobDispatchLog, Role, Timestamp};
+use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
+use crate::store::{NewUser, TenantId};
+
+/// Drops the test database when the test ends.
+struct Dropper {
+    server: String,
+    name: String,
+}
+
+impl Drop for Dropper {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = connect(&self.server) {
+            let _ = admin.execute_batch(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// A fresh, migrated database and its first tenant; None without a test server.
+fn fresh() -> Option<(PgConn, TenantId, Dropper)> {
+    let server = std::env::var("DISPATCHLOG_TEST_POSTGRES").ok()?;
+    let name = format!("dltest_unit_{}", Uuid::new_v4().simple());
+    let mut admin = connect(&server).expect("the test server");
+    admin
+        .execute_batch(&format!("CREATE DATABASE {name}"))
+        .expect("a test database");
+    let dropper = Dropper {
+        server: server.clone(),
+        name: name.clone(),
+    };
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    let mut conn = connect(&format!("{base}/{name}")).expect("the test database");
+    conn.migrate(MIGRATIONS).expect("migrations");
+    conn.add_user(&NewUser {
+        domain: "unit".into(),
+        username: "admin".into(),
+        password_hash: "x".into(),
+        role: Role::Admin,
+        user_id: Uuid::new_v4(),
+    })
+    .expect("a user");
+    let tenant = conn
+        .find_login("unit", "admin")
+        .expect("the login")
+        .expect("the user")
+        .tenant_id;
+    Some((conn, tenant, dropper))
+}
+
+fn row(jobs_id: Uuid, stamp: i64) -> JobDispatchLog {
+    JobDispatchLog {
+        id: Uuid::new_v4(),
+        jobs_id,
+        user_id: Uuid::new_v4(),
+        date_create: Timestamp::from_ticks(stamp),
+        date_proceeded: Timestamp::UNSET_PROCEEDED,
+        is_accepted: false,
+        is_rejected: false,
+        rejected_reason: String::new(),
+        sys_logical_delete: false,
+        is_workshop: false,
+        modified_dateutc: Timestamp::from_ticks(stamp),
+        sequence: 1,
+        assigned_user_ids: String::new(),
+    }
+}
+
+fn history(tenant: TenantId, row: &JobDispatchLog) -> NewHistory<'static> {
+    NewHistory {
+        tenant,
+        id: row.id,
+        at: row.modified_dateutc,
+        client_at: None,
+        actor: "admin@unit",
+        action: "create",
+        changes: "{}",
+    }
+}
+
+fn stored(conn: &mut PgConn, tenant: TenantId, id: Uuid) -> Option<JobDispatchLog> {
+    conn.begin_read().unwrap();
+    let found = conn.select_row(tenant, id).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    found
+}
+
+#[test]
+fn a_job_undone_after_its_writes_went_early_leaves_the_others() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    let (job_a, job_b) = (Uuid::new_v4(), Uuid::new_v4());
+    let a = row(job_a, 1_000);
+    let b = row(job_b, 2_000);
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+
+    // Job 1 writes a row the group did not load: its writes stay pending.
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &a).unwrap();
+    conn.insert_history(&history(tenant, &a)).unwrap();
+    conn.job_end(true).unwrap();
+
+    // Job 2 writes, then asks about a job the group did not load: every pending write must
+    // reach the server first (job 1's outside job 2's savepoint), and the answer counts b.
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &b).unwrap();
+    assert_eq!(conn.next_sequence(tenant, job_b).unwrap(), 2);
+    assert_eq!(conn.assignees(tenant, job_b).unwrap(), vec![b.user_id]);
+    conn.job_end(false).unwrap();
+
+    // Job 2 is undone on the server and in the group's copy; job 1 is not.
+    conn.job_begin().unwrap();
+    assert_eq!(conn.select_row(tenant, b.id).unwrap(), None);
+    assert_eq!(conn.select_row(tenant, a.id).unwrap(), Some(a.clone()));
+    assert_eq!(conn.next_sequence(tenant, job_b).unwrap(), 1);
+    conn.job_end(true).unwrap();
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(2_000))])
+        .unwrap();
+
+    assert_eq!(stored(&mut conn, tenant, a.id), Some(a.clone()));
+    assert_eq!(stored(&mut conn, tenant, b.id), None);
+    conn.begin_read().unwrap();
+    let entries = conn.history(tenant, a.id).unwrap();
+    conn.execute_batch("COMMIT").unwrap();
+    assert_eq!(entries.len(), 1);
+}
+
+#[test]
+fn a_group_whose_writes_fail_commits_nothing_and_says_so() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    // Two rows with one stamp break the unique stamp index when the writes are sent.
+    let job = Uuid::new_v4();
+    let first = row(job, 5_000);
+    let second = row(job, 5_000);
+    conn.begin_group(&[(
+        tenant,
+        Prefetch {
+            ids: vec![first.id, second.id],
+            jobs: vec![job],
+        },
+    )])
+    .unwrap();
+    for r in [&first, &second] {
+        conn.job_begin().unwrap();
+        conn.upsert(tenant, r).unwrap();
+        conn.job_end(true).unwrap();
+    }
+    let committed = conn.commit_group(&[(tenant, Timestamp::from_ticks(5_000))]);
+    assert!(committed.is_err(), "a failed write must fail the commit");
+    conn.rollback_group();
+    assert_eq!(stored(&mut conn, tenant, first.id), None);
+    assert_eq!(stored(&mut conn, tenant, second.id), None);
+
+    // The connection serves the next group normally.
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &first).unwrap();
+    conn.job_end(true).unwrap();
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(5_000))])
+        .unwrap();
+    assert_eq!(stored(&mut conn, tenant, first.id), Some(first));
+}
