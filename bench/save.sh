@@ -14,6 +14,7 @@
 #   BENCH_SKIP_BASELINES=0      1: only the HTTP run (for sweeps over BENCH_CONNECTIONS)
 #   BENCH_TMPDIR=${TMPDIR:-/tmp}  parent of the temporary directory holding every database
 #   BENCH_SKIP_BUILD=0          1: use the binaries already in target/release
+#   BENCH_SERVER_BIN=…          another server binary (e.g. a copy of an older build, for A/B)
 # Everything listens on and talks to 127.0.0.1 only; every load phase is bounded in time.
 set -euo pipefail
 
@@ -39,7 +40,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     cargo build --release --quiet
     cargo build --release --quiet --example sqlite_baseline
 fi
-SERVER_BIN=$ROOT/target/release/dispatchlog
+SERVER_BIN=${BENCH_SERVER_BIN:-$ROOT/target/release/dispatchlog}
 BASELINE_BIN=$ROOT/target/release/examples/sqlite_baseline
 
 WORK=$(mktemp -d "$TMP_PARENT/dispatchlog-bench.XXXXXX")
