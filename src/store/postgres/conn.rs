@@ -35,6 +35,22 @@ fn row_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
     })
 }
 
+/// [`COLUMNS`] of `job_dispatch_log j`, then the job's `assigned_user_ids` from
+/// `job_assignees a` (joined on the job; '' when it has no entry), as [`row_with_assignees_of`]
+/// reads them.
+const COLUMNS_WITH_ASSIGNEES: &str = "j.id, j.jobs_id, j.user_id, j.date_create, \
+     j.date_proceeded, j.is_accepted, j.is_rejected, j.rejected_reason, j.sys_logical_delete, \
+     j.is_workshop, j.modified_dateutc, j.sequence, COALESCE(a.user_ids, '') \
+     FROM job_dispatch_log j LEFT JOIN job_assignees a \
+     ON a.tenant_id = j.tenant_id AND a.jobs_id = j.jobs_id";
+
+/// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
+fn row_with_assignees_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
+    let mut row = row_of(r)?;
+    row.assigned_user_ids = r.try_get(12)?;
+    Ok(row)
+}
+
 const LOGIN_COLUMNS: &str = "u.id, u.tenant_id, t.domain, u.username, u.password_hash, u.role, \
      u.user_id FROM app_user u JOIN tenant t ON t.id = u.tenant_id";
 
@@ -198,29 +214,56 @@ impl Conn for PgConn {
         .collect()
     }
 
-    fn assignees_of_jobs(
+    fn store_job_assignees(
+        &mut self,
+        tenant: TenantId,
+        jobs_id: Uuid,
+        user_ids: &str,
+    ) -> Result<(), StoreError> {
+        if user_ids.is_empty() {
+            self.execute(
+                "DELETE FROM job_assignees WHERE tenant_id = $1 AND jobs_id = $2",
+                &[&tenant, &jobs_id],
+            )?;
+        } else {
+            // An unchanged text is not written again.
+            self.execute(
+                "INSERT INTO job_assignees (tenant_id, jobs_id, user_ids) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, jobs_id) DO UPDATE SET user_ids = EXCLUDED.user_ids
+                 WHERE job_assignees.user_ids <> EXCLUDED.user_ids",
+                &[&tenant, &jobs_id, &user_ids],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn job_assignees(
         &mut self,
         tenant: TenantId,
         jobs: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
-        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    ) -> Result<HashMap<Uuid, String>, StoreError> {
+        let mut by_job = HashMap::with_capacity(jobs.len());
         if let [job] = jobs {
-            // A single job (every Save) uses the plain equality, whose plan is always an index
-            // lookup; the array form is for pages of many jobs.
-            by_job.insert(*job, self.assignees(tenant, *job)?);
+            // A single job (every Save, every GET of a row) uses the plain equality, whose
+            // plan is always a key lookup; the array form is for pages of many jobs.
+            let row = self.query_opt(
+                "SELECT user_ids FROM job_assignees WHERE tenant_id = $1 AND jobs_id = $2",
+                &[&tenant, job],
+            )?;
+            if let Some(r) = row {
+                by_job.insert(*job, r.try_get(0)?);
+            }
             return Ok(by_job);
         }
         let jobs = jobs.to_vec();
         // Unprepared, so the plan is made for this array: a plan cached for "an array of some
         // size" may scan the whole table.
-        for r in self.client.query(
-            "SELECT jobs_id, user_id FROM job_dispatch_log
-             WHERE tenant_id = $1 AND jobs_id = ANY($2)
-               AND NOT sys_logical_delete AND NOT is_rejected
-             ORDER BY jobs_id, sequence, user_id",
+        let found = self.client.query(
+            "SELECT jobs_id, user_ids FROM job_assignees WHERE tenant_id = $1 AND jobs_id = ANY($2)",
             &[&tenant, &jobs],
-        )? {
-            by_job.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        );
+        for r in self.check(found)? {
+            by_job.insert(r.try_get(0)?, r.try_get(1)?);
         }
         Ok(by_job)
     }
@@ -364,24 +407,25 @@ impl Conn for PgConn {
         limit: usize,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         let limit = limit as i64;
-        match user {
+        let rows = match user {
             Some(user) => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM job_dispatch_log
-                     WHERE tenant_id = $1 AND user_id = $2 AND modified_dateutc > $3
-                     ORDER BY modified_dateutc LIMIT $4"
+                    "SELECT {COLUMNS_WITH_ASSIGNEES}
+                     WHERE j.tenant_id = $1 AND j.user_id = $2 AND j.modified_dateutc > $3
+                     ORDER BY j.modified_dateutc LIMIT $4"
                 );
-                self.rows(&sql, &[&tenant, &user, &after, &limit])
+                self.query(&sql, &[&tenant, &user, &after, &limit])?
             }
             None => {
                 let sql = format!(
-                    "SELECT {COLUMNS} FROM job_dispatch_log
-                     WHERE tenant_id = $1 AND modified_dateutc > $2
-                     ORDER BY modified_dateutc LIMIT $3"
+                    "SELECT {COLUMNS_WITH_ASSIGNEES}
+                     WHERE j.tenant_id = $1 AND j.modified_dateutc > $2
+                     ORDER BY j.modified_dateutc LIMIT $3"
                 );
-                self.rows(&sql, &[&tenant, &after, &limit])
+                self.query(&sql, &[&tenant, &after, &limit])?
             }
-        }
+        };
+        rows.iter().map(row_with_assignees_of).collect()
     }
 
     fn scope_exits(

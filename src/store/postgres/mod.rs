@@ -19,7 +19,10 @@ use super::StoreError;
 use crate::domain::Timestamp;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_job_assignees.sql")),
+];
 
 /// Idle read connections kept open per instance.
 const MAX_IDLE_READERS: usize = 16;
@@ -90,6 +93,12 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
 /// Applies the migrations, one instance at a time (an advisory lock serialises instances that
 /// start together).
 pub fn migrate(client: &mut postgres::Client) -> anyhow::Result<()> {
+    migrate_through(client, i64::MAX)
+}
+
+/// Applies the migrations up to schema version `last` (tests build a database of an earlier
+/// version with it).
+pub fn migrate_through(client: &mut postgres::Client, last: i64) -> anyhow::Result<()> {
     client.batch_execute(
         "SELECT pg_advisory_lock(7305521984);
          CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -98,7 +107,7 @@ pub fn migrate(client: &mut postgres::Client) -> anyhow::Result<()> {
          );",
     )?;
     let result = (|| -> anyhow::Result<()> {
-        for (version, sql) in MIGRATIONS {
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= last) {
             let mut tx = client.transaction()?;
             let done = tx
                 .query_opt(
