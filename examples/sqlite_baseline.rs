@@ -13,8 +13,9 @@
 //!   next_sequence(tenant, jobs_id)          -- the job's MAX(sequence)
 //!   merge(..)                               -- the domain merge
 //!   upsert(tenant, row)                     -- the service's INSERT .. ON CONFLICT DO UPDATE
+//!   assignees(tenant, jobs_id)              -- the job's assignees, recomputed from its rows
+//!   store_job_assignees(tenant, jobs_id, ..) -- their assigned_user_ids text, kept per job
 //!   insert_history(..)                      -- the row's history entry ("create")
-//!   assignees(tenant, jobs_id)              -- for assigned_user_ids
 //!   RELEASE job
 //! UPDATE tenant SET last_stamp = ..         -- once per transaction, as the writer does
 //! COMMIT                                    -- one fsync of the WAL (synchronous=FULL)
@@ -34,6 +35,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use dispatchlog::domain::job_dispatch_log::assigned_user_ids;
 use dispatchlog::domain::{merge, DispatchDraft, Timestamp};
 use dispatchlog::store::sql::conn::{Conn, NewHistory};
 use dispatchlog::store::sqlite::SqliteConn;
@@ -171,6 +173,11 @@ fn save_one(
     let merged = merge(&draft, existing.as_ref(), stamp, || next_sequence);
     if merged.changed {
         conn.upsert(tenant, &merged.row)?;
+        // A new row that is an assignment changes its job's assigned_user_ids, which the
+        // writer recomputes and stores (and answers with).
+        let text = assigned_user_ids(conn.assignees(tenant, merged.row.jobs_id)?);
+        conn.store_job_assignees(tenant, merged.row.jobs_id, &text)?;
+        std::hint::black_box(text);
         conn.insert_history(&NewHistory {
             tenant,
             id: merged.row.id,
@@ -181,6 +188,5 @@ fn save_one(
             changes: "{}",
         })?;
     }
-    std::hint::black_box(conn.assignees(tenant, merged.row.jobs_id)?);
     Ok(if merged.changed { stamp } else { last })
 }
