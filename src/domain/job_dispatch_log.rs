@@ -54,6 +54,17 @@ impl JobDispatchLog {
             && self.is_workshop == other.is_workshop
             && self.sequence == other.sequence
     }
+
+    /// What this row adds to its job's `assigned_user_ids`: `(jobs_id, sequence, user_id)` while
+    /// it is neither logically deleted nor rejected, else nothing. A change that keeps this the
+    /// same cannot change any job's `assigned_user_ids`.
+    pub fn assignment(&self) -> Option<(Uuid, i32, Uuid)> {
+        (!self.sys_logical_delete && !self.is_rejected).then_some((
+            self.jobs_id,
+            self.sequence,
+            self.user_id,
+        ))
+    }
 }
 
 /// A value as it arrived, before its type is checked.
@@ -527,5 +538,31 @@ mod tests {
         let a = Uuid::parse_str(JOB).unwrap();
         let b = Uuid::parse_str(TECH).unwrap();
         assert_eq!(assigned_user_ids([b, a, b]), format!("{TECH},{JOB}"),);
+    }
+
+    #[test]
+    fn only_a_row_neither_deleted_nor_rejected_is_an_assignment() {
+        let d = draft(json!({"jobs_id": JOB, "user_id": TECH, "sequence": 3})).unwrap();
+        let row = merge(&d, None, Timestamp::from_ticks(100), || 1).row;
+        let (job, tech) = (
+            Uuid::parse_str(JOB).unwrap(),
+            Uuid::parse_str(TECH).unwrap(),
+        );
+        assert_eq!(row.assignment(), Some((job, 3, tech)));
+        let accepted = JobDispatchLog {
+            is_accepted: true,
+            ..row.clone()
+        };
+        assert_eq!(accepted.assignment(), row.assignment());
+        let rejected = JobDispatchLog {
+            is_rejected: true,
+            ..row.clone()
+        };
+        assert_eq!(rejected.assignment(), None);
+        let deleted = JobDispatchLog {
+            sys_logical_delete: true,
+            ..row
+        };
+        assert_eq!(deleted.assignment(), None);
     }
 }

@@ -102,28 +102,43 @@ pub fn write_rows(out: &mut String, rows: &[JobDispatchLog], select: Option<&[Fi
     out.push(']');
 }
 
+/// `,"name":` of every field, by field, built once from the field metadata (the first member
+/// of an object is written without its comma).
+fn member_keys() -> &'static [String] {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        Field::all()
+            .map(|f| format!(",\"{}\":", f.name()))
+            .collect()
+    })
+}
+
+/// Room for one row without `select`: keys, three GUIDs, three dates and the two strings.
+fn row_capacity(row: &JobDispatchLog) -> usize {
+    320 + row.rejected_reason.len() + row.assigned_user_ids.len()
+}
+
 /// Writes one row; with `select`, only those fields (still in wire order).
 pub fn write_row(out: &mut String, row: &JobDispatchLog, select: Option<&[Field]>) {
+    // The feed writes thousands of rows per page: every field below then appends without
+    // growing the buffer (JSON escapes may still grow it).
+    out.reserve(row_capacity(row));
     out.push('{');
+    let keys = member_keys();
     let mut first = true;
     for field in Field::all() {
         if select.is_some_and(|s| !s.contains(&field)) {
             continue;
         }
-        if !first {
-            out.push(',');
-        }
+        let key = keys[field as usize].as_str();
+        out.push_str(if first { &key[1..] } else { key });
         first = false;
-        out.push('"');
-        out.push_str(field.name());
-        out.push_str("\":");
         write_value(out, row, field);
     }
     out.push('}');
 }
 
 fn write_value(out: &mut String, row: &JobDispatchLog, field: Field) {
-    use std::fmt::Write as _;
     let guid = |out: &mut String, id: &uuid::Uuid| {
         out.push('"');
         out.push_str(
@@ -151,30 +166,93 @@ fn write_value(out: &mut String, row: &JobDispatchLog, field: Field) {
         Field::SysLogicalDelete => boolean(out, row.sys_logical_delete),
         Field::IsWorkshop => boolean(out, row.is_workshop),
         Field::ModifiedDateutc => date(out, row.modified_dateutc),
-        Field::Sequence => {
-            let _ = write!(out, "{}", row.sequence);
-        }
+        Field::Sequence => write_int(out, row.sequence),
         Field::AssignedUserIds => string(out, &row.assigned_user_ids),
     }
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `n` in decimal, without the formatting machinery.
+fn write_int(out: &mut String, n: i32) {
+    let mut digits = [0u8; 11];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push('-');
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
+    }
+}
+
+/// The bytes a JSON string cannot hold as they are: `"`, `\` and the control characters.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// True when one of the eight bytes of `word` is below 0x20, `"` or `\\` (the classic
+/// "has a zero byte" test, applied to the word and to its XOR with each special byte).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u64| w.wrapping_sub(ONES * n) & !w & HIGHS;
+    below(word, 0x20) | below(word ^ (ONES * 0x22), 1) | below(word ^ (ONES * 0x5c), 1) != 0
+}
+
+/// Appends `s` as a JSON string literal. Runs of characters that need no escape (all of a GUID
+/// list, nearly all of a reason) are copied whole.
 pub fn write_string(out: &mut String, s: &str) {
     use std::fmt::Write as _;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    // Eight bytes at a time up to the first that needs an escape (most strings have none).
+    let mut clean = 0;
+    while let Some(word) = bytes.get(clean..clean + 8) {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        if needs_escape(word) {
+            break;
         }
+        clean += 8;
     }
+    let mut plain_from = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            continue;
+        }
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        // `b` is ASCII, so `i` and `i + 1` are character boundaries.
+        out.push_str(&s[plain_from..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
+        }
+        plain_from = i + 1;
+    }
+    out.push_str(&s[plain_from..]);
     out.push('"');
 }
 
@@ -194,6 +272,80 @@ mod tests {
             super::write_string(&mut out, s);
             let back: String = serde_json::from_str(&out).unwrap();
             assert_eq!(back, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
         }
+    }
+
+    #[test]
+    fn every_byte_that_needs_an_escape_is_found_at_every_position() {
+        for b in 0u8..=255 {
+            for at in 0..8 {
+                let mut word = [b'a'; 8];
+                word[at] = b;
+                let expected = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(
+                    super::needs_escape(u64::from_le_bytes(word)),
+                    expected,
+                    "byte {b:#x} at {at}"
+                );
+            }
+        }
+        // Long strings with the special byte after the first words, and multi-byte text.
+        for s in [
+            "0123456789abcdef\"x",
+            "0123456789abcdefgh\u{1}",
+            "ééééééééé\\é",
+            "✓✓✓✓✓✓✓✓✓",
+        ] {
+            let mut out = String::new();
+            super::write_string(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 12, -1, -10, 2_147_483_647, i32::MIN] {
+            let mut out = String::new();
+            super::write_int(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
+    fn a_row_is_written_as_serde_json_reads_it_whole_or_selected() {
+        use crate::domain::{Field, JobDispatchLog, Timestamp};
+        let row = JobDispatchLog {
+            id: uuid::Uuid::new_v4(),
+            jobs_id: uuid::Uuid::new_v4(),
+            user_id: uuid::Uuid::new_v4(),
+            date_create: Timestamp::from_ticks(639_000_000_000_000_000),
+            date_proceeded: Timestamp::UNSET_PROCEEDED,
+            is_accepted: true,
+            is_rejected: false,
+            rejected_reason: "a \"quoted\"\nreason".into(),
+            sys_logical_delete: false,
+            is_workshop: true,
+            modified_dateutc: Timestamp::from_ticks(639_000_000_000_000_001),
+            sequence: -3,
+            assigned_user_ids: "x,y".into(),
+        };
+        let mut out = String::new();
+        super::write_row(&mut out, &row, None);
+        let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let names: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let expected: Vec<&str> = Field::all().map(Field::name).collect();
+        assert_eq!(names, expected);
+        assert_eq!(value["rejected_reason"], "a \"quoted\"\nreason");
+        assert_eq!(value["sequence"], -3);
+        assert_eq!(value["assigned_user_ids"], "x,y");
+        let mut out = String::new();
+        super::write_row(&mut out, &row, Some(&[Field::Sequence, Field::Id]));
+        assert_eq!(out, format!("{{\"id\":\"{}\",\"sequence\":-3}}", row.id));
     }
 }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::group::{Group, Pending, PendingHistory};
 
+use crate::domain::job_dispatch_log::assigned_user_ids;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
@@ -265,6 +266,48 @@ impl PgConn {
 
     fn rows(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<JobDispatchLog>, StoreError> {
         self.query(sql, params)?.iter().map(row_of).collect()
+    }
+
+    /// The current assignees of several jobs at once, in the order of [`Conn::assignees`].
+    fn assignees_of_jobs(
+        &mut self,
+        tenant: TenantId,
+        jobs: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
+        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+        if let Some(group) = &self.group {
+            let known: Option<Vec<(Uuid, Vec<Uuid>)>> = jobs
+                .iter()
+                .map(|job| group.assignees(tenant, *job).map(|ids| (*job, ids)))
+                .collect();
+            if let Some(known) = known {
+                return Ok(known.into_iter().collect());
+            }
+            if jobs.iter().any(|job| group.job_dirty(tenant, *job)) {
+                self.settle()?;
+            }
+        }
+        if let [job] = jobs {
+            // A single job (every Save) uses the plain equality, whose plan is always an index
+            // lookup; the array form is for pages of many jobs.
+            by_job.insert(*job, self.assignees(tenant, *job)?);
+            return Ok(by_job);
+        }
+        let jobs = jobs.to_vec();
+        // Unprepared, so the plan is made for this array: a plan cached for "an array of some
+        // size" may scan the whole table.
+        // Typed, so it is sent in one round trip without a prepared statement.
+        let found = self.runtime.block_on(self.client.query_typed(
+            "SELECT jobs_id, user_id FROM job_dispatch_log
+             WHERE tenant_id = $1 AND jobs_id = ANY($2)
+               AND NOT sys_logical_delete AND NOT is_rejected
+             ORDER BY jobs_id, sequence, user_id",
+            &[(&tenant, Type::INT8), (&jobs, Type::UUID_ARRAY)],
+        ));
+        for r in self.check(found)? {
+            by_job.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
+        Ok(by_job)
     }
 
     /// Sends the group's pending writes: those of the jobs already ended as they are, those of
@@ -814,45 +857,29 @@ impl Conn for PgConn {
         .collect()
     }
 
-    fn assignees_of_jobs(
+    /// PostgreSQL keeps no `job_assignees` table: each job's text is derived from its rows
+    /// when read ([`Conn::job_assignees`]), which spares every Save one more row to write on
+    /// the writer's single connection.
+    fn store_job_assignees(
+        &mut self,
+        _tenant: TenantId,
+        _jobs_id: Uuid,
+        _user_ids: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn job_assignees(
         &mut self,
         tenant: TenantId,
         jobs: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
-        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-        if let Some(group) = &self.group {
-            let known: Option<Vec<(Uuid, Vec<Uuid>)>> = jobs
-                .iter()
-                .map(|job| group.assignees(tenant, *job).map(|ids| (*job, ids)))
-                .collect();
-            if let Some(known) = known {
-                return Ok(known.into_iter().collect());
-            }
-            if jobs.iter().any(|job| group.job_dirty(tenant, *job)) {
-                self.settle()?;
-            }
-        }
-        if let [job] = jobs {
-            // A single job (every Save) uses the plain equality, whose plan is always an index
-            // lookup; the array form is for pages of many jobs.
-            by_job.insert(*job, self.assignees(tenant, *job)?);
-            return Ok(by_job);
-        }
-        let jobs = jobs.to_vec();
-        // Unprepared, so the plan is made for this array: a plan cached for "an array of some
-        // size" may scan the whole table.
-        // Typed, so it is sent in one round trip without a prepared statement.
-        let found = self.runtime.block_on(self.client.query_typed(
-            "SELECT jobs_id, user_id FROM job_dispatch_log
-             WHERE tenant_id = $1 AND jobs_id = ANY($2)
-               AND NOT sys_logical_delete AND NOT is_rejected
-             ORDER BY jobs_id, sequence, user_id",
-            &[(&tenant, Type::INT8), (&jobs, Type::UUID_ARRAY)],
-        ));
-        for r in self.check(found)? {
-            by_job.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
-        }
-        Ok(by_job)
+    ) -> Result<HashMap<Uuid, String>, StoreError> {
+        Ok(self
+            .assignees_of_jobs(tenant, jobs)?
+            .into_iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(job, ids)| (job, assigned_user_ids(ids)))
+            .collect())
     }
 
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError> {
@@ -991,7 +1018,7 @@ impl Conn for PgConn {
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         self.settle()?;
         let limit = limit as i64;
-        match user {
+        let mut rows = match user {
             Some(user) => {
                 let sql = format!(
                     "SELECT {COLUMNS} FROM job_dispatch_log
@@ -1008,7 +1035,17 @@ impl Conn for PgConn {
                 );
                 self.rows(&sql, &[&tenant, &after, &limit])
             }
+        }?;
+        let mut jobs: Vec<Uuid> = rows.iter().map(|r| r.jobs_id).collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        let mut texts = self.job_assignees(tenant, &jobs)?;
+        for row in &mut rows {
+            if let Some(text) = texts.get_mut(&row.jobs_id) {
+                row.assigned_user_ids.clone_from(text);
+            }
         }
+        Ok(rows)
     }
 
     fn scope_exits(

@@ -99,3 +99,16 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
     })
     .await?
 }
+
+/// Applies the migrations up to schema version `last` (tests build a database of an earlier
+/// version with it, to check that the service upgrades it).
+pub fn migrate_through(url: &str, last: i64) -> anyhow::Result<()> {
+    let migrations: Vec<(i64, &str)> = MIGRATIONS
+        .iter()
+        .copied()
+        .filter(|(version, _)| *version <= last)
+        .collect();
+    let mut conn = connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    conn.migrate(&migrations)?;
+    Ok(())
+}

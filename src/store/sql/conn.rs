@@ -125,14 +125,24 @@ pub trait Conn: Send + 'static {
     ) -> Result<Option<JobDispatchLog>, StoreError>;
     /// One more than the highest sequence of the job (1 for a new job).
     fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError>;
-    /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id).
+    /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id),
+    /// read from its rows: what the writer recomputes `job_assignees` from.
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
-    /// The current assignees of several jobs at once, in the order of [`Conn::assignees`].
-    fn assignees_of_jobs(
+    /// Stores the job's `assigned_user_ids` text in `job_assignees`; an empty text removes the
+    /// job's entry (a job without current assignees has none).
+    fn store_job_assignees(
+        &mut self,
+        tenant: TenantId,
+        jobs_id: Uuid,
+        user_ids: &str,
+    ) -> Result<(), StoreError>;
+    /// The stored `assigned_user_ids` text of each of these jobs that has current assignees
+    /// (the others are absent).
+    fn job_assignees(
         &mut self,
         tenant: TenantId,
         jobs: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError>;
+    ) -> Result<HashMap<Uuid, String>, StoreError>;
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError>;
     /// All rows of a job by sequence, then user_id.
     fn job_rows(
@@ -162,7 +172,8 @@ pub trait Conn: Send + 'static {
 
     /// The newest stamp any purge of the tenant forgot.
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;
-    /// Rows (of one user, when given) stamped after `after`, oldest first, at most `limit`.
+    /// Rows (of one user, when given) stamped after `after`, oldest first, at most `limit`,
+    /// with their `assigned_user_ids` (from `job_assignees`, in the same statement).
     fn changed_rows(
         &mut self,
         tenant: TenantId,

@@ -15,12 +15,35 @@ use crate::store::{
     ChangesPage, DeleteOutcome, ListPage, SaveItem, SaveOutcome, StoreError, TenantId,
 };
 
-fn assignees_text<C: Conn>(
+/// The `assigned_user_ids` texts a write job has just recomputed, by job, so that its answer
+/// does not read them back.
+type JobTexts = HashMap<Uuid, String>;
+
+/// Keeps `job_assignees` exact after a row changed from `before` to `after`: each job whose
+/// current assignees the change can have altered (the row's job before and after, when the row
+/// joined, left or moved within one) gets its text recomputed from its rows and stored. Most
+/// changes (accepting, editing the reason, …) alter no assignment and cost nothing here.
+fn refresh_job_assignees<C: Conn>(
     conn: &mut C,
     tenant: TenantId,
-    jobs_id: Uuid,
-) -> Result<String, StoreError> {
-    Ok(assigned_user_ids(conn.assignees(tenant, jobs_id)?))
+    before: Option<&JobDispatchLog>,
+    after: &JobDispatchLog,
+    texts: &mut JobTexts,
+) -> Result<(), StoreError> {
+    let was = before.and_then(JobDispatchLog::assignment);
+    let is = after.assignment();
+    if was == is {
+        return Ok(());
+    }
+    let was_job = was.map(|(job, _, _)| job);
+    let is_job = is.map(|(job, _, _)| job);
+    let jobs = [was_job, is_job.filter(|job| Some(*job) != was_job)];
+    for job in jobs.into_iter().flatten() {
+        let text = assigned_user_ids(conn.assignees(tenant, job)?);
+        conn.store_job_assignees(tenant, job, &text)?;
+        texts.insert(job, text);
+    }
+    Ok(())
 }
 
 /// Was this row ever reassigned away from the calling technician?
@@ -36,17 +59,19 @@ fn formerly_assigned<C: Conn>(
 }
 
 /// Writes a changed row (stamped by `after.modified_dateutc`, from [`WriteCtx::peek`]) with its
-/// history and, when it changes hands, the reassignment that tells the previous technician's
-/// feed to drop it.
+/// history, its jobs' `assigned_user_ids` (recomputed into `texts`) and, when it changes hands,
+/// the reassignment that tells the previous technician's feed to drop it.
 fn write_change<C: Conn>(
     ctx: &mut WriteCtx<'_, C>,
     caller: &Principal,
     before: Option<&JobDispatchLog>,
     after: &JobDispatchLog,
     client_at: Option<Timestamp>,
+    texts: &mut JobTexts,
 ) -> Result<(), StoreError> {
     let tenant = caller.tenant_id;
     ctx.conn.upsert(tenant, after)?;
+    refresh_job_assignees(ctx.conn, tenant, before, after, texts)?;
     if let Some(before) = before {
         if before.user_id != after.user_id {
             ctx.conn.record_reassignment(
@@ -73,26 +98,33 @@ fn write_change<C: Conn>(
     Ok(())
 }
 
-/// Fills `assigned_user_ids` of each row, with one query for all the rows' jobs.
+/// Fills `assigned_user_ids` of each row: from `known` (just recomputed by this write job), the
+/// other jobs' from `job_assignees` in one query.
 fn fill_assignees<'a, C: Conn>(
     conn: &mut C,
     tenant: TenantId,
     rows: impl IntoIterator<Item = &'a mut JobDispatchLog>,
+    known: &JobTexts,
 ) -> Result<(), StoreError> {
     let rows: Vec<&mut JobDispatchLog> = rows.into_iter().collect();
-    let mut jobs: Vec<Uuid> = rows.iter().map(|r| r.jobs_id).collect();
-    jobs.sort_unstable();
-    jobs.dedup();
-    let assignees = conn.assignees_of_jobs(tenant, &jobs)?;
-    let texts: HashMap<Uuid, String> = jobs
+    let mut missing: Vec<Uuid> = rows
         .iter()
-        .map(|job| {
-            let ids = assignees.get(job).cloned().unwrap_or_default();
-            (*job, assigned_user_ids(ids))
-        })
+        .map(|r| r.jobs_id)
+        .filter(|job| !known.contains_key(job))
         .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    let stored = if missing.is_empty() {
+        HashMap::new()
+    } else {
+        conn.job_assignees(tenant, &missing)?
+    };
     for row in rows {
-        row.assigned_user_ids = texts.get(&row.jobs_id).cloned().unwrap_or_default();
+        row.assigned_user_ids = known
+            .get(&row.jobs_id)
+            .or_else(|| stored.get(&row.jobs_id))
+            .cloned()
+            .unwrap_or_default();
     }
     Ok(())
 }
@@ -105,6 +137,7 @@ pub fn save<C: Conn>(
     let tenant = caller.tenant_id;
     let batch = items.len() > 1;
     let mut outcomes = Vec::with_capacity(items.len());
+    let mut texts = JobTexts::new();
     for (index, item) in items.iter().enumerate() {
         let draft = &item.draft;
         let refused = |refusal| StoreError::Refused {
@@ -129,7 +162,14 @@ pub fn save<C: Conn>(
             let client_at = draft
                 .date_proceeded
                 .filter(|_| draft.is_accepted || draft.is_rejected);
-            write_change(ctx, caller, existing.as_ref(), &merged.row, client_at)?;
+            write_change(
+                ctx,
+                caller,
+                existing.as_ref(),
+                &merged.row,
+                client_at,
+                &mut texts,
+            )?;
         }
         outcomes.push(SaveOutcome {
             row: merged.row,
@@ -137,7 +177,12 @@ pub fn save<C: Conn>(
         });
     }
     // Assignees once every row of the batch is in place.
-    fill_assignees(ctx.conn, tenant, outcomes.iter_mut().map(|o| &mut o.row))?;
+    fill_assignees(
+        ctx.conn,
+        tenant,
+        outcomes.iter_mut().map(|o| &mut o.row),
+        &texts,
+    )?;
     Ok(outcomes)
 }
 
@@ -159,7 +204,14 @@ pub fn delete<C: Conn>(
     let mut deleted = row.clone();
     deleted.sys_logical_delete = true;
     deleted.modified_dateutc = ctx.peek(caller.tenant_id)?;
-    write_change(ctx, caller, Some(&row), &deleted, None)?;
+    write_change(
+        ctx,
+        caller,
+        Some(&row),
+        &deleted,
+        None,
+        &mut JobTexts::new(),
+    )?;
     Ok(DeleteOutcome::Deleted)
 }
 
@@ -179,16 +231,18 @@ pub fn decide<C: Conn>(
         workflow::check_if_match(if_match, Some(&row)).map_err(StoreError::refused)?;
     }
     let stamp = ctx.peek(tenant)?;
+    let mut texts = JobTexts::new();
     let mut result = match workflow::decide(caller, &row, formerly, decision, stamp)
         .map_err(StoreError::refused)?
     {
         Some(next) => {
-            write_change(ctx, caller, Some(&row), &next, decision.client_time())?;
+            let client_at = decision.client_time();
+            write_change(ctx, caller, Some(&row), &next, client_at, &mut texts)?;
             next
         }
         None => row,
     };
-    result.assigned_user_ids = assignees_text(ctx.conn, tenant, result.jobs_id)?;
+    fill_assignees(ctx.conn, tenant, [&mut result], &texts)?;
     Ok(result)
 }
 
@@ -201,6 +255,7 @@ pub fn dispatch<C: Conn>(
 ) -> Result<Vec<JobDispatchLog>, StoreError> {
     let tenant = caller.tenant_id;
     let mut assigned = ctx.conn.assignees(tenant, jobs_id)?;
+    let mut texts = JobTexts::new();
     for user_id in user_ids {
         if assigned.contains(user_id) {
             continue;
@@ -221,11 +276,11 @@ pub fn dispatch<C: Conn>(
             sequence: ctx.conn.next_sequence(tenant, jobs_id)?,
             assigned_user_ids: String::new(),
         };
-        write_change(ctx, caller, None, &row, None)?;
+        write_change(ctx, caller, None, &row, None, &mut texts)?;
         assigned.push(*user_id);
     }
     let mut rows = ctx.conn.job_rows(tenant, jobs_id)?;
-    fill_assignees(ctx.conn, tenant, &mut rows)?;
+    fill_assignees(ctx.conn, tenant, &mut rows, &texts)?;
     Ok(rows)
 }
 
@@ -241,7 +296,7 @@ pub fn get<C: Conn>(
     if caller.is_technician() && row.user_id != caller.user_id {
         return Ok(None);
     }
-    row.assigned_user_ids = assignees_text(conn, caller.tenant_id, row.jobs_id)?;
+    fill_assignees(conn, caller.tenant_id, [&mut row], &JobTexts::new())?;
     Ok(Some(row))
 }
 
@@ -298,7 +353,6 @@ pub fn changes<C: Conn>(
         .chain(removals.iter().map(|(_, t)| *t))
         .max()
         .map(Timestamp::from_ticks);
-    fill_assignees(conn, tenant, &mut rows)?;
     Ok(ChangesPage {
         rows,
         removed: removals
@@ -321,7 +375,7 @@ pub fn list<C: Conn>(
     let (mut rows, count) = conn.list(tenant, technician, query, top + 1)?;
     let has_more = rows.len() > top;
     rows.truncate(top);
-    fill_assignees(conn, tenant, &mut rows)?;
+    fill_assignees(conn, tenant, &mut rows, &JobTexts::new())?;
     Ok(ListPage {
         rows,
         count,

@@ -35,6 +35,22 @@ pub fn row_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     })
 }
 
+/// [`COLUMNS`] of `job_dispatch_log j`, then the job's `assigned_user_ids` from
+/// `job_assignees a` (joined on the job; '' when it has no entry), as [`row_with_assignees_of`]
+/// reads them.
+const COLUMNS_WITH_ASSIGNEES: &str = "j.id, j.jobs_id, j.user_id, j.date_create, \
+     j.date_proceeded, j.is_accepted, j.is_rejected, j.rejected_reason, j.sys_logical_delete, \
+     j.is_workshop, j.modified_dateutc, j.sequence, COALESCE(a.user_ids, '') \
+     FROM job_dispatch_log j LEFT JOIN job_assignees a \
+     ON a.tenant_id = j.tenant_id AND a.jobs_id = j.jobs_id";
+
+/// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
+fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
+    let mut row = row_of(r)?;
+    row.assigned_user_ids = r.get(12)?;
+    Ok(row)
+}
+
 const LOGIN_COLUMNS: &str = "u.id, u.tenant_id, t.domain, u.username, u.password_hash, u.role, \
      u.user_id FROM app_user u JOIN tenant t ON t.id = u.tenant_id";
 
@@ -72,9 +88,18 @@ impl SqliteConn {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
+        self.rows_with(sql, params, row_of)
+    }
+
+    fn rows_with(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: fn(&Row<'_>) -> rusqlite::Result<JobDispatchLog>,
+    ) -> Result<Vec<JobDispatchLog>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt
-            .query_map(params, row_of)?
+            .query_map(params, decode)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -149,21 +174,53 @@ impl Conn for SqliteConn {
         Ok(ids)
     }
 
-    fn assignees_of_jobs(
+    fn store_job_assignees(
+        &mut self,
+        tenant: TenantId,
+        jobs_id: Uuid,
+        user_ids: &str,
+    ) -> Result<(), StoreError> {
+        if user_ids.is_empty() {
+            self.conn
+                .prepare_cached("DELETE FROM job_assignees WHERE tenant_id = ?1 AND jobs_id = ?2")?
+                .execute(params![tenant, jobs_id])?;
+        } else {
+            // An unchanged text is not written again.
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO job_assignees (tenant_id, jobs_id, user_ids) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant_id, jobs_id) DO UPDATE SET user_ids = excluded.user_ids
+                     WHERE user_ids <> excluded.user_ids",
+                )?
+                .execute(params![tenant, jobs_id, user_ids])?;
+        }
+        Ok(())
+    }
+
+    fn job_assignees(
         &mut self,
         tenant: TenantId,
         jobs: &[Uuid],
-    ) -> Result<HashMap<Uuid, Vec<Uuid>>, StoreError> {
-        let mut by_job: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    ) -> Result<HashMap<Uuid, String>, StoreError> {
+        let mut by_job = HashMap::with_capacity(jobs.len());
+        if let [job] = jobs {
+            let text: Option<String> = self
+                .conn
+                .prepare_cached(
+                    "SELECT user_ids FROM job_assignees WHERE tenant_id = ?1 AND jobs_id = ?2",
+                )?
+                .query_row(params![tenant, job], |r| r.get(0))
+                .optional()?;
+            by_job.extend(text.map(|t| (*job, t)));
+            return Ok(by_job);
+        }
         // Chunks keep the statement's parameter count well under SQLite's limit.
         for chunk in jobs.chunks(500) {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT jobs_id, user_id FROM job_dispatch_log
-                 WHERE tenant_id = ?1 AND jobs_id IN ({})
-                   AND sys_logical_delete = 0 AND is_rejected = 0
-                 ORDER BY jobs_id, sequence, user_id",
+                "SELECT jobs_id, user_ids FROM job_assignees
+                 WHERE tenant_id = ?1 AND jobs_id IN ({})",
                 placeholders.join(", ")
             );
             let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];
@@ -175,7 +232,7 @@ impl Conn for SqliteConn {
             let mut stmt = self.conn.prepare_cached(&sql)?;
             let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
             while let Some(r) = rows.next()? {
-                by_job.entry(r.get(0)?).or_default().push(r.get(1)?);
+                by_job.insert(r.get(0)?, r.get(1)?);
             }
         }
         Ok(by_job)
@@ -325,21 +382,23 @@ impl Conn for SqliteConn {
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         let limit = limit as i64;
         match user {
-            Some(user) => self.rows(
+            Some(user) => self.rows_with(
                 &format!(
-                    "SELECT {COLUMNS} FROM job_dispatch_log
-                     WHERE tenant_id = ?1 AND user_id = ?2 AND modified_dateutc > ?3
-                     ORDER BY modified_dateutc LIMIT ?4"
+                    "SELECT {COLUMNS_WITH_ASSIGNEES}
+                     WHERE j.tenant_id = ?1 AND j.user_id = ?2 AND j.modified_dateutc > ?3
+                     ORDER BY j.modified_dateutc LIMIT ?4"
                 ),
                 params![tenant, user, after, limit],
+                row_with_assignees_of,
             ),
-            None => self.rows(
+            None => self.rows_with(
                 &format!(
-                    "SELECT {COLUMNS} FROM job_dispatch_log
-                     WHERE tenant_id = ?1 AND modified_dateutc > ?2
-                     ORDER BY modified_dateutc LIMIT ?3"
+                    "SELECT {COLUMNS_WITH_ASSIGNEES}
+                     WHERE j.tenant_id = ?1 AND j.modified_dateutc > ?2
+                     ORDER BY j.modified_dateutc LIMIT ?3"
                 ),
                 params![tenant, after, limit],
+                row_with_assignees_of,
             ),
         }
     }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_sync_history_tokens.sql")),
     (3, include_str!("migrations/0003_tenant_stamp.sql")),
+    (4, include_str!("migrations/0004_job_assignees.sql")),
 ];
 
 /// Idle read connections kept open.
@@ -174,13 +175,19 @@ fn open_reader(path: &Path) -> Result<SqliteConn, StoreError> {
 
 /// Applies the migrations not yet recorded, each in its own transaction.
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    migrate_through(conn, i64::MAX)
+}
+
+/// Applies the migrations not yet recorded up to schema version `last` (tests build a database
+/// of an earlier version with it).
+pub fn migrate_through(conn: &Connection, last: i64) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY,
              applied_at INTEGER NOT NULL
          )",
     )?;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= last) {
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let done: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
