@@ -69,7 +69,7 @@ fn open(path: &std::path::Path) -> anyhow::Result<Connection> {
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16000;",
+         PRAGMA cache_size = -2000;",
     )?;
     Ok(conn)
 }
