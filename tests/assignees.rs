@@ -543,3 +543,44 @@ async fn a_database_of_the_previous_schema_gets_every_jobs_text_when_the_new_ver
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn rows_that_are_no_assignment_still_carry_their_jobs_text() {
+    let app = spawn_app().await;
+    let api = app.admin();
+    let (job, other_job) = (guid(), guid());
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let res = api
+        .post_json(DISPATCH, &json!({"jobs_id": job, "user_ids": [a]}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+
+    // A row created already rejected, and one created already deleted, join the job's rows
+    // without being assignees: each must still answer the job's text.
+    let rejected = api
+        .save(&json!({"id": guid(), "jobs_id": job, "user_id": b,
+                      "is_rejected": true, "rejected_reason": "no van"}))
+        .await;
+    assert_eq!(s(&rejected, "assigned_user_ids"), ids(&[a]));
+    let deleted_id = guid();
+    let deleted = api
+        .save(&json!({"id": deleted_id, "jobs_id": job, "user_id": c,
+                      "sys_logical_delete": true}))
+        .await;
+    assert_eq!(s(&deleted, "assigned_user_ids"), ids(&[a]));
+    assert_eq!(assignees_of(&api, &job).await, ids(&[a]));
+
+    // The deleted row moves to another job: it takes that job's text, and leaves the first.
+    let res = api
+        .post_json(DISPATCH, &json!({"jobs_id": other_job, "user_ids": [b]}))
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    let mut moved = api
+        .get(&format!("/api/JobDispatchLog/{deleted_id}"))
+        .await
+        .json();
+    moved["jobs_id"] = json!(other_job);
+    assert_eq!(s(&api.save(&moved).await, "assigned_user_ids"), ids(&[b]));
+    assert_eq!(assignees_of(&api, &other_job).await, ids(&[b]));
+    assert_eq!(assignees_of(&api, &job).await, ids(&[a]));
+}

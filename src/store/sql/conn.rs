@@ -126,10 +126,10 @@ pub trait Conn: Send + 'static {
     /// One more than the highest sequence of the job (1 for a new job).
     fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError>;
     /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id),
-    /// read from its rows: what the writer recomputes `job_assignees` from.
+    /// read from its rows: what the writer recomputes the stored texts from.
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
-    /// Stores the job's `assigned_user_ids` text in `job_assignees`; an empty text removes the
-    /// job's entry (a job without current assignees has none).
+    /// Stores the job's `assigned_user_ids` text (on SQLite, on every row of the job; an empty
+    /// text when it has no current assignee).
     fn store_job_assignees(
         &mut self,
         tenant: TenantId,
@@ -173,7 +173,7 @@ pub trait Conn: Send + 'static {
     /// The newest stamp any purge of the tenant forgot.
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;
     /// Rows (of one user, when given) stamped after `after`, oldest first, at most `limit`,
-    /// with their `assigned_user_ids` (from `job_assignees`, in the same statement).
+    /// with their `assigned_user_ids` (read in the same statement on SQLite).
     fn changed_rows(
         &mut self,
         tenant: TenantId,

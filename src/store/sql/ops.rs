@@ -19,10 +19,12 @@ use crate::store::{
 /// does not read them back.
 type JobTexts = HashMap<Uuid, String>;
 
-/// Keeps `job_assignees` exact after a row changed from `before` to `after`: each job whose
-/// current assignees the change can have altered (the row's job before and after, when the row
-/// joined, left or moved within one) gets its text recomputed from its rows and stored. Most
-/// changes (accepting, editing the reason, …) alter no assignment and cost nothing here.
+/// Keeps each job's `assigned_user_ids` exact after a row changed from `before` to `after`:
+/// when the change can have altered a job's assignees (the row joined, left or moved within
+/// one) or the row is new or moved to another job (it must carry its new job's text), the jobs
+/// before and after are recomputed from their rows and stored with
+/// [`Conn::store_job_assignees`]. Most changes (accepting, editing the reason, …) alter no
+/// assignment and cost nothing here.
 fn refresh_job_assignees<C: Conn>(
     conn: &mut C,
     tenant: TenantId,
@@ -31,14 +33,14 @@ fn refresh_job_assignees<C: Conn>(
     texts: &mut JobTexts,
 ) -> Result<(), StoreError> {
     let was = before.and_then(JobDispatchLog::assignment);
-    let is = after.assignment();
-    if was == is {
+    let same_job = before.is_some_and(|b| b.jobs_id == after.jobs_id);
+    if was == after.assignment() && same_job {
         return Ok(());
     }
-    let was_job = was.map(|(job, _, _)| job);
-    let is_job = is.map(|(job, _, _)| job);
-    let jobs = [was_job, is_job.filter(|job| Some(*job) != was_job)];
-    for job in jobs.into_iter().flatten() {
+    let left = before
+        .map(|b| b.jobs_id)
+        .filter(|job| *job != after.jobs_id);
+    for job in [Some(after.jobs_id), left].into_iter().flatten() {
         let text = assigned_user_ids(conn.assignees(tenant, job)?);
         conn.store_job_assignees(tenant, job, &text)?;
         texts.insert(job, text);
@@ -99,7 +101,7 @@ fn write_change<C: Conn>(
 }
 
 /// Fills `assigned_user_ids` of each row: from `known` (just recomputed by this write job), the
-/// other jobs' from `job_assignees` in one query.
+/// other jobs' with one [`Conn::job_assignees`] call.
 fn fill_assignees<'a, C: Conn>(
     conn: &mut C,
     tenant: TenantId,

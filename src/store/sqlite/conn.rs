@@ -35,14 +35,12 @@ pub fn row_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     })
 }
 
-/// [`COLUMNS`] of `job_dispatch_log j`, then the job's `assigned_user_ids` from
-/// `job_assignees a` (joined on the job; '' when it has no entry), as [`row_with_assignees_of`]
-/// reads them.
+/// [`COLUMNS`] of `job_dispatch_log j`, then the job's `assigned_user_ids` the row carries, as
+/// [`row_with_assignees_of`] reads them.
 const COLUMNS_WITH_ASSIGNEES: &str = "j.id, j.jobs_id, j.user_id, j.date_create, \
      j.date_proceeded, j.is_accepted, j.is_rejected, j.rejected_reason, j.sys_logical_delete, \
-     j.is_workshop, j.modified_dateutc, j.sequence, COALESCE(a.user_ids, '') \
-     FROM job_dispatch_log j LEFT JOIN job_assignees a \
-     ON a.tenant_id = j.tenant_id AND a.jobs_id = j.jobs_id";
+     j.is_workshop, j.modified_dateutc, j.sequence, j.assigned_user_ids \
+     FROM job_dispatch_log j";
 
 /// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
 fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
@@ -180,20 +178,13 @@ impl Conn for SqliteConn {
         jobs_id: Uuid,
         user_ids: &str,
     ) -> Result<(), StoreError> {
-        if user_ids.is_empty() {
-            self.conn
-                .prepare_cached("DELETE FROM job_assignees WHERE tenant_id = ?1 AND jobs_id = ?2")?
-                .execute(params![tenant, jobs_id])?;
-        } else {
-            // An unchanged text is not written again.
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO job_assignees (tenant_id, jobs_id, user_ids) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (tenant_id, jobs_id) DO UPDATE SET user_ids = excluded.user_ids
-                     WHERE user_ids <> excluded.user_ids",
-                )?
-                .execute(params![tenant, jobs_id, user_ids])?;
-        }
+        // Every row of the job carries the text; rows that have it already are not written.
+        self.conn
+            .prepare_cached(
+                "UPDATE job_dispatch_log SET assigned_user_ids = ?3
+                 WHERE tenant_id = ?1 AND jobs_id = ?2 AND assigned_user_ids <> ?3",
+            )?
+            .execute(params![tenant, jobs_id, user_ids])?;
         Ok(())
     }
 
@@ -207,11 +198,12 @@ impl Conn for SqliteConn {
             let text: Option<String> = self
                 .conn
                 .prepare_cached(
-                    "SELECT user_ids FROM job_assignees WHERE tenant_id = ?1 AND jobs_id = ?2",
+                    "SELECT assigned_user_ids FROM job_dispatch_log
+                     WHERE tenant_id = ?1 AND jobs_id = ?2 LIMIT 1",
                 )?
                 .query_row(params![tenant, job], |r| r.get(0))
                 .optional()?;
-            by_job.extend(text.map(|t| (*job, t)));
+            by_job.extend(text.filter(|t| !t.is_empty()).map(|t| (*job, t)));
             return Ok(by_job);
         }
         // Chunks keep the statement's parameter count well under SQLite's limit.
@@ -219,8 +211,8 @@ impl Conn for SqliteConn {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT jobs_id, user_ids FROM job_assignees
-                 WHERE tenant_id = ?1 AND jobs_id IN ({})",
+                "SELECT DISTINCT jobs_id, assigned_user_ids FROM job_dispatch_log
+                 WHERE tenant_id = ?1 AND jobs_id IN ({}) AND assigned_user_ids <> ''",
                 placeholders.join(", ")
             );
             let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];

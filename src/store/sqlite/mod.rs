@@ -25,7 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_sync_history_tokens.sql")),
     (3, include_str!("migrations/0003_tenant_stamp.sql")),
-    (4, include_str!("migrations/0004_job_assignees.sql")),
+    (4, include_str!("migrations/0004_row_assignees.sql")),
 ];
 
 /// Idle read connections kept open.
