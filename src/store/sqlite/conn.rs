@@ -179,9 +179,11 @@ impl Conn for SqliteConn {
         user_ids: &str,
     ) -> Result<(), StoreError> {
         // Every row of the job carries the text; rows that have it already are not written.
+        // The job index is named: without it the extra condition makes SQLite scan the tenant.
         self.conn
             .prepare_cached(
-                "UPDATE job_dispatch_log SET assigned_user_ids = ?3
+                "UPDATE job_dispatch_log INDEXED BY job_dispatch_log_job
+                 SET assigned_user_ids = ?3
                  WHERE tenant_id = ?1 AND jobs_id = ?2 AND assigned_user_ids <> ?3",
             )?
             .execute(params![tenant, jobs_id, user_ids])?;
@@ -198,7 +200,7 @@ impl Conn for SqliteConn {
             let text: Option<String> = self
                 .conn
                 .prepare_cached(
-                    "SELECT assigned_user_ids FROM job_dispatch_log
+                    "SELECT assigned_user_ids FROM job_dispatch_log INDEXED BY job_dispatch_log_job
                      WHERE tenant_id = ?1 AND jobs_id = ?2 LIMIT 1",
                 )?
                 .query_row(params![tenant, job], |r| r.get(0))
@@ -211,7 +213,8 @@ impl Conn for SqliteConn {
             let placeholders: Vec<String> =
                 (0..chunk.len()).map(|i| format!("?{}", i + 2)).collect();
             let sql = format!(
-                "SELECT DISTINCT jobs_id, assigned_user_ids FROM job_dispatch_log
+                "SELECT DISTINCT jobs_id, assigned_user_ids
+                 FROM job_dispatch_log INDEXED BY job_dispatch_log_job
                  WHERE tenant_id = ?1 AND jobs_id IN ({}) AND assigned_user_ids <> ''",
                 placeholders.join(", ")
             );
