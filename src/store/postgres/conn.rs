@@ -1039,9 +1039,9 @@ impl Conn for PgConn {
         let mut jobs: Vec<Uuid> = rows.iter().map(|r| r.jobs_id).collect();
         jobs.sort_unstable();
         jobs.dedup();
-        let mut texts = self.job_assignees(tenant, &jobs)?;
+        let texts = self.job_assignees(tenant, &jobs)?;
         for row in &mut rows {
-            if let Some(text) = texts.get_mut(&row.jobs_id) {
+            if let Some(text) = texts.get(&row.jobs_id) {
                 row.assigned_user_ids.clone_from(text);
             }
         }

@@ -285,9 +285,7 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
                     };
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                for read in reads.drain(..) {
-                    let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
-                }
+                run_reads(c, &mut reads);
                 if writes.is_empty() {
                     continue;
                 }
@@ -324,15 +322,20 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
                 c.rollback_group();
             }
             finish(finished, committed);
-            for read in reads.drain(..) {
-                let _ = catch_unwind(AssertUnwindSafe(|| read(c)));
-            }
+            run_reads(c, &mut reads);
             if !next_writes.is_empty() {
                 let tenants = plan(&next_writes);
                 let opened = c.begin_group(&tenants);
                 carried = begin(c, next_writes, &tenants, opened);
             }
         }
+    }
+}
+
+/// Runs the read jobs waiting, between groups (a panicking one only loses its own answer).
+fn run_reads<C: Conn>(conn: &mut C, reads: &mut Vec<ReadJob<C>>) {
+    for read in reads.drain(..) {
+        let _ = catch_unwind(AssertUnwindSafe(|| read(conn)));
     }
 }
 
