@@ -31,13 +31,29 @@ const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_acc
 
 /// Every row of the given jobs and of the jobs of the given rows ($1 tenant, $2 row ids,
 /// $3 job ids).
-const PREFETCH: &str = "SELECT id, jobs_id, user_id, date_create, date_proceeded, \
-     is_accepted, is_rejected, rejected_reason, sys_logical_delete, is_workshop, \
-     modified_dateutc, sequence FROM job_dispatch_log
-     WHERE tenant_id = $1 AND jobs_id IN (
-         SELECT unnest($3::uuid[])
-         UNION
-         SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = $1 AND id = ANY($2))";
+/// The rows a group's jobs are about to read: every row of the jobs named, and of the jobs of
+/// the rows named. Prepared once and run with one plan ([`WRITER_SESSION`]); its shape keeps
+/// that plan a loop of index lookups, one per key, whatever the table's size: the lateral
+/// subquery (fenced by `OFFSET 0`) is looked up once per job, never joined as a whole table.
+const PREFETCH: &str = "SELECT r.id, r.jobs_id, r.user_id, r.date_create, r.date_proceeded, \
+     r.is_accepted, r.is_rejected, r.rejected_reason, r.sys_logical_delete, r.is_workshop, \
+     r.modified_dateutc, r.sequence
+     FROM (SELECT unnest($3::uuid[]) AS jobs_id
+           UNION
+           SELECT (SELECT x.jobs_id FROM job_dispatch_log x
+                   WHERE x.tenant_id = $1 AND x.id = k.id)
+           FROM unnest($2::uuid[]) AS k(id)) j
+     CROSS JOIN LATERAL (
+         SELECT * FROM job_dispatch_log r
+         WHERE r.tenant_id = $1 AND r.jobs_id = j.jobs_id ORDER BY r.sequence OFFSET 0) r";
+
+/// The writer's session: every statement it runs is a lookup by key, so each is planned once
+/// (a plan made for one execution's arrays would cost more to make than to run), and never as
+/// a sequential scan — a plan made while a table is small must stay right as it grows
+/// between two statistics updates. Purge, the one statement that scans, turns scans back on
+/// for itself.
+pub(super) const WRITER_SESSION: &str =
+    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
 
 /// Row upserts and history entries, one array per column.
 const FLUSH: &str = "WITH upserted AS (
@@ -496,24 +512,16 @@ impl PgConn {
             }));
         }
         let written = requests.len();
-        if let (Some(open), Some(lock)) = (open, &lock) {
+        if let (Some(open), Some((lock, prefetch))) = (open, &lock) {
             let ids = &tenant_ids;
             requests.push(Box::pin(async move {
                 client.batch_execute("BEGIN").await.map(|()| Vec::new())
             }));
             requests.push(Box::pin(async move { client.query(lock, &[ids]).await }));
             for (tenant, rows) in open {
-                // Typed (no prepared statement), so the plan is made for these arrays.
                 requests.push(Box::pin(async move {
                     client
-                        .query_typed(
-                            PREFETCH,
-                            &[
-                                (tenant, Type::INT8),
-                                (&rows.ids, Type::UUID_ARRAY),
-                                (&rows.jobs, Type::UUID_ARRAY),
-                            ],
-                        )
+                        .query(prefetch, &[tenant, &rows.ids, &rows.jobs])
                         .await
                 }));
             }
@@ -533,7 +541,7 @@ impl PgConn {
     }
 
     /// The prepared statements an exchange needs: the flush, the scope exit pair, the stamp
-    /// update, the lock.
+    /// update, the lock and the prefetch.
     #[allow(clippy::type_complexity)]
     fn exchange_statements(
         &mut self,
@@ -545,7 +553,7 @@ impl PgConn {
             Option<Statement>,
             Option<(Statement, Statement)>,
             Option<Statement>,
-            Option<Statement>,
+            Option<(Statement, Statement)>,
         ),
         StoreError,
     > {
@@ -574,9 +582,12 @@ impl PgConn {
             None
         };
         let lock = if open {
-            Some(self.statement(
-                "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-            )?)
+            Some((
+                self.statement(
+                    "SELECT id, last_stamp FROM tenant WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                )?,
+                self.statement(PREFETCH)?,
+            ))
         } else {
             None
         };
@@ -609,6 +620,58 @@ impl PgConn {
         }
         self.group = Some(group);
         Ok(stamps)
+    }
+
+    /// The plan the session keeps for the prefetch, as `EXPLAIN` prints it.
+    #[cfg(test)]
+    pub(super) fn prefetch_plan(&mut self, tenant: TenantId) -> Result<String, StoreError> {
+        self.execute_batch(&format!(
+            "PREPARE prefetch_plan(int8, uuid[], uuid[]) AS {PREFETCH}"
+        ))?;
+        let sql = format!(
+            "EXPLAIN EXECUTE prefetch_plan({tenant}, ARRAY[gen_random_uuid()], \
+             ARRAY[gen_random_uuid()])"
+        );
+        let messages = self.runtime.block_on(self.client.simple_query(&sql));
+        let lines: Vec<String> = self
+            .check(messages)?
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        Ok(lines.join("\n"))
+    }
+
+    /// Purge's statements: the tenants' horizons raised, then the rows, their history and
+    /// the scope exits older than `cutoff` removed.
+    fn purge_scans(&mut self, cutoff: i64) -> Result<u64, StoreError> {
+        self.execute(
+            "UPDATE tenant SET purged_through = GREATEST(purged_through, COALESCE((
+                 SELECT MAX(m) FROM (
+                     SELECT MAX(modified_dateutc) AS m FROM job_dispatch_log
+                     WHERE tenant_id = tenant.id AND sys_logical_delete AND modified_dateutc < $1
+                     UNION ALL
+                     SELECT MAX(modified_dateutc) FROM scope_exit
+                     WHERE tenant_id = tenant.id AND modified_dateutc < $1) horizon), 0))",
+            &[&cutoff],
+        )?;
+        self.execute(
+            "DELETE FROM job_dispatch_log_history h USING job_dispatch_log d
+             WHERE d.tenant_id = h.tenant_id AND d.id = h.id
+               AND d.sys_logical_delete AND d.modified_dateutc < $1",
+            &[&cutoff],
+        )?;
+        let rows = self.execute(
+            "DELETE FROM job_dispatch_log WHERE sys_logical_delete AND modified_dateutc < $1",
+            &[&cutoff],
+        )?;
+        self.execute(
+            "DELETE FROM scope_exit WHERE modified_dateutc < $1",
+            &[&cutoff],
+        )?;
+        Ok(rows)
     }
 
     /// Takes every pending write of the group (outside any job, all belong to ended jobs).
@@ -1130,31 +1193,12 @@ impl Conn for PgConn {
             group.forget_rows();
         }
         let cutoff = cutoff.ticks();
-        self.execute(
-            "UPDATE tenant SET purged_through = GREATEST(purged_through, COALESCE((
-                 SELECT MAX(m) FROM (
-                     SELECT MAX(modified_dateutc) AS m FROM job_dispatch_log
-                     WHERE tenant_id = tenant.id AND sys_logical_delete AND modified_dateutc < $1
-                     UNION ALL
-                     SELECT MAX(modified_dateutc) FROM scope_exit
-                     WHERE tenant_id = tenant.id AND modified_dateutc < $1) horizon), 0))",
-            &[&cutoff],
-        )?;
-        self.execute(
-            "DELETE FROM job_dispatch_log_history h USING job_dispatch_log d
-             WHERE d.tenant_id = h.tenant_id AND d.id = h.id
-               AND d.sys_logical_delete AND d.modified_dateutc < $1",
-            &[&cutoff],
-        )?;
-        let rows = self.execute(
-            "DELETE FROM job_dispatch_log WHERE sys_logical_delete AND modified_dateutc < $1",
-            &[&cutoff],
-        )?;
-        self.execute(
-            "DELETE FROM scope_exit WHERE modified_dateutc < $1",
-            &[&cutoff],
-        )?;
-        Ok(rows)
+        // Purge scans the tables: let the planner choose scans for it (the writer's session
+        // turns them off, see WRITER_SESSION), until the end of its job.
+        self.execute_batch("SET LOCAL enable_seqscan = on")?;
+        let purged = self.purge_scans(cutoff);
+        self.execute_batch("SET LOCAL enable_seqscan = off")?;
+        purged
     }
 
     fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {

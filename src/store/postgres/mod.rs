@@ -15,6 +15,7 @@ mod tests;
 use std::time::Duration;
 
 pub use self::conn::PgConn;
+use super::sql::conn::Conn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
@@ -85,6 +86,13 @@ fn connect(url: &str) -> Result<PgConn, StoreError> {
     Ok(PgConn::new(runtime, client))
 }
 
+/// A connection for the writer, with its session settings.
+fn connect_writer(url: &str) -> Result<PgConn, StoreError> {
+    let mut conn = connect(url)?;
+    conn.execute_batch(conn::WRITER_SESSION)?;
+    Ok(conn)
+}
+
 /// Connects, applies the migrations not yet recorded, and starts the writer and readers.
 pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
     let url = url.to_string();
@@ -92,8 +100,10 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
         let mut conn = connect(&url)
             .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
         conn.migrate(MIGRATIONS)?;
+        conn.execute_batch(conn::WRITER_SESSION)
+            .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
         let writer_url = url.clone();
-        let writer = Writer::start(Some(conn), Box::new(move || connect(&writer_url)))?;
+        let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_url)))?;
         let readers = Pool::new(Box::new(move || connect(&url)), MAX_IDLE_READERS);
         Ok(SqlStore::new(writer, Some(readers)))
     })

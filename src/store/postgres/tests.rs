@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::conn::WRITER_SESSION;
 use super::{connect, PgConn, MIGRATIONS};
 use crate::domain::{JobDispatchLog, Role, Timestamp};
 use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
@@ -171,4 +172,34 @@ fn a_group_whose_writes_fail_commits_nothing_and_says_so() {
     conn.commit_group(&[(tenant, Timestamp::from_ticks(5_000))])
         .unwrap();
     assert_eq!(stored(&mut conn, tenant, first.id), Some(first));
+}
+
+#[test]
+fn the_writers_prefetch_is_planned_once_as_lookups_by_key_even_on_a_small_table() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    conn.execute_batch(WRITER_SESSION).unwrap();
+    // A few rows and fresh statistics: the planner knows the table is tiny, where a scan of the
+    // whole table (or of the tenant's rows through another index) looks cheapest; and all the
+    // rows are of one job, so the job's key looks no more selective than the tenant's. The plan
+    // the writer keeps must still look rows up by key, or it would read every row of the
+    // tenant at every group once the table has grown.
+    let job = Uuid::new_v4();
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+    for stamp in 1..=3 {
+        let r = row(job, stamp * 1_000);
+        conn.job_begin().unwrap();
+        conn.upsert(tenant, &r).unwrap();
+        conn.insert_history(&history(tenant, &r)).unwrap();
+        conn.job_end(true).unwrap();
+    }
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(3_000))])
+        .unwrap();
+    conn.execute_batch("ANALYZE job_dispatch_log").unwrap();
+
+    let plan = conn.prefetch_plan(tenant).unwrap();
+    assert!(!plan.contains("Seq Scan"), "{plan}");
+    assert!(plan.contains("using job_dispatch_log_pkey"), "{plan}");
+    assert!(plan.contains("using job_dispatch_log_job"), "{plan}");
 }
