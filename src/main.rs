@@ -24,10 +24,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// glibc gives each thread that contends for the allocator an arena of its own (up to eight per
-/// core) and keeps what is freed in it. Password checks allocate about 19 MiB each on whichever
-/// blocking thread runs them, so without a limit every such thread ends up holding that much for
-/// good. One arena per core keeps the memory of a busy server flat.
+/// What C code allocates (SQLite's page caches, on the writer and on every reader thread) goes
+/// through glibc's malloc, which gives each thread that contends for it an arena of its own (up to
+/// eight per core) and keeps what is freed in it. One arena per core keeps the memory of a busy
+/// server flat.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
