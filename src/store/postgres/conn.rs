@@ -310,8 +310,9 @@ impl PgConn {
             return Ok(by_job);
         }
         let jobs = jobs.to_vec();
-        // Unprepared, so the plan is made for this array: a plan cached for "an array of some
-        // size" may scan the whole table.
+        // Unprepared, so a reader plans it for this array: a plan cached for "an array of some
+        // size" may scan the whole table. (The writer's session plans it without the array and
+        // without sequential scans; its ORDER BY, which the job index gives, keeps it there.)
         // Typed, so it is sent in one round trip without a prepared statement.
         let found = self.runtime.block_on(self.client.query_typed(
             "SELECT jobs_id, user_id FROM job_dispatch_log

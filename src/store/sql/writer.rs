@@ -250,6 +250,7 @@ struct Begun<C: Conn> {
 }
 
 fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C>>) {
+    let replier = Replier::start();
     let mut reads: Vec<ReadJob<C>> = Vec::new();
     // The next group, already begun together with the previous commit.
     let mut carried: Option<Begun<C>> = None;
@@ -314,14 +315,14 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
         if !next_writes.is_empty() && reads.is_empty() {
             let tenants = plan(&next_writes);
             let (committed, opened) = c.commit_then_begin(&used, &tenants);
-            finish(finished, committed);
+            replier.finish(finished, committed);
             carried = begin(c, next_writes, &tenants, opened);
         } else {
             let committed = c.commit_group(&used);
             if committed.is_err() {
                 c.rollback_group();
             }
-            finish(finished, committed);
+            replier.finish(finished, committed);
             run_reads(c, &mut reads);
             if !next_writes.is_empty() {
                 let tenants = plan(&next_writes);
@@ -428,6 +429,66 @@ fn run_jobs<C: Conn>(conn: &mut C, begun: Begun<C>) -> (Vec<Box<dyn Finish>>, Us
         .map(|(tenant, (stamp, _))| (*tenant, *stamp))
         .collect();
     (finished, used)
+}
+
+/// A committed (or failed) group's jobs, to be answered.
+type Answers = (Vec<Box<dyn Finish>>, Result<(), StoreError>);
+
+/// Answers groups on a thread of its own. Each answer wakes the request waiting for it, which
+/// costs a system call; made by the writer, those would delay the next group by as many calls
+/// as the group had jobs, while the server waits. The writer hands over the whole group in one
+/// message instead. Without that thread (it could not start), the writer answers itself.
+struct Replier {
+    groups: Option<Sender<Answers>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Replier {
+    fn start() -> Replier {
+        let (tx, rx) = crossbeam_channel::unbounded::<Answers>();
+        let thread = std::thread::Builder::new()
+            .name("db-replier".into())
+            .spawn(move || {
+                for (finished, committed) in rx {
+                    finish(finished, committed);
+                }
+            });
+        match thread {
+            Ok(thread) => Replier {
+                groups: Some(tx),
+                thread: Some(thread),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "the writer answers its jobs itself");
+                Replier {
+                    groups: None,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    fn finish(&self, finished: Vec<Box<dyn Finish>>, committed: Result<(), StoreError>) {
+        match &self.groups {
+            Some(groups) => {
+                if let Err(unsent) = groups.send((finished, committed)) {
+                    let (finished, committed) = unsent.into_inner();
+                    finish(finished, committed);
+                }
+            }
+            None => finish(finished, committed),
+        }
+    }
+}
+
+impl Drop for Replier {
+    /// Answers every group handed over before the writer stops.
+    fn drop(&mut self) {
+        drop(self.groups.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Answers the group's jobs once its commit is known: a reply always means "on disk".
