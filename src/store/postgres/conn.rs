@@ -29,10 +29,8 @@ use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_accepted, \
      is_rejected, rejected_reason, sys_logical_delete, is_workshop, modified_dateutc, sequence";
 
-/// Every row of the given jobs and of the jobs of the given rows ($1 tenant, $2 row ids,
-/// $3 job ids).
 /// The rows a group's jobs are about to read: every row of the jobs named, and of the jobs of
-/// the rows named. Prepared once and run with one plan ([`WRITER_SESSION`]); its shape keeps
+/// the rows named ($1 tenant, $2 row ids, $3 job ids). Prepared once and run with one plan ([`WRITER_SESSION`]); its shape keeps
 /// that plan a loop of index lookups, one per key, whatever the table's size: the lateral
 /// subquery (fenced by `OFFSET 0`) is looked up once per job, never joined as a whole table.
 const PREFETCH: &str = "SELECT r.id, r.jobs_id, r.user_id, r.date_create, r.date_proceeded, \
