@@ -1194,10 +1194,14 @@ impl Conn for PgConn {
         let cutoff = cutoff.ticks();
         // Purge scans the tables: let the planner choose scans for it (the writer's session
         // turns them off, see WRITER_SESSION), until the end of its job.
+        // A purge that fails is undone with its job, scans setting included; its own error is
+        // the one to report.
         self.execute_batch("SET LOCAL enable_seqscan = on")?;
         let purged = self.purge_scans(cutoff);
-        self.execute_batch("SET LOCAL enable_seqscan = off")?;
-        purged
+        let restored = self.execute_batch("SET LOCAL enable_seqscan = off");
+        let rows = purged?;
+        restored?;
+        Ok(rows)
     }
 
     fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
