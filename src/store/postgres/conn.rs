@@ -89,11 +89,17 @@ type Opened = Result<Vec<Timestamp>, StoreError>;
 /// A statement sent to the server, answering its rows (none for a command).
 type Request<'a> = Pin<Box<dyn Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + 'a>>;
 
+/// Told whether requests succeeded: `Ok`, or the first failure.
+type Tell<'a> = &'a mut dyn FnMut(Result<(), String>);
+
 /// Sends every request before waiting for any answer — one round trip for all, which the
-/// server runs in order — and answers each request's outcome, in order.
+/// server runs in order — and answers each request's outcome, in order. When `first` is given,
+/// its callback is told, as soon as the first `n` requests are answered, whether they all
+/// succeeded (the first failure otherwise).
 fn pipeline(
     runtime: &Runtime,
     requests: Vec<Request<'_>>,
+    mut first: Option<(usize, Tell<'_>)>,
 ) -> Vec<Result<Vec<Row>, tokio_postgres::Error>> {
     runtime.block_on(async move {
         let mut requests: Vec<Option<Request<'_>>> = requests.into_iter().map(Some).collect();
@@ -111,6 +117,17 @@ fn pipeline(
                         }
                         Poll::Pending => waiting = true,
                     }
+                }
+            }
+            if let Some((n, tell)) = &mut first {
+                let head = &answers[..(*n).min(answers.len())];
+                if head.iter().all(Option::is_some) {
+                    let outcome = head.iter().flatten().try_for_each(|answer| match answer {
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    });
+                    tell(outcome);
+                    first = None;
                 }
             }
             if waiting {
@@ -381,7 +398,7 @@ impl PgConn {
 
     /// Sends writes (when there are any) and nothing else, in one round trip.
     fn send(&mut self, writes: &[Pending]) -> Result<(), StoreError> {
-        self.exchange(writes, None, None).0
+        self.exchange(writes, None, None, None).0
     }
 
     /// One round trip to the server, which runs what it is sent in order:
@@ -399,6 +416,7 @@ impl PgConn {
         writes: &[Pending],
         commit: Option<&[(TenantId, Timestamp)]>,
         open: Option<&[(TenantId, Prefetch)]>,
+        committed: Option<&mut dyn FnMut(Result<(), String>)>,
     ) -> (Result<(), StoreError>, Option<Opened>) {
         let prepared = self.exchange_statements(writes, commit, open.is_some());
         let (flush, reassign, stamp, lock) = match prepared {
@@ -525,7 +543,11 @@ impl PgConn {
                 }));
             }
         }
-        let mut answers = pipeline(&self.runtime, requests).into_iter();
+        let first = match committed {
+            Some(tell) if commit.is_some() => Some((written, tell)),
+            _ => None,
+        };
+        let mut answers = pipeline(&self.runtime, requests, first).into_iter();
         let outcome: Result<(), tokio_postgres::Error> = answers
             .by_ref()
             .take(written)
@@ -772,7 +794,7 @@ impl Conn for PgConn {
         tenants: &[(TenantId, Prefetch)],
     ) -> Result<Vec<Timestamp>, StoreError> {
         self.group = None;
-        let (_, opened) = self.exchange(&[], None, Some(tenants));
+        let (_, opened) = self.exchange(&[], None, Some(tenants), None);
         opened.unwrap_or_else(|| Ok(Vec::new()))
     }
 
@@ -804,7 +826,7 @@ impl Conn for PgConn {
     /// The group's writes, the tenants' new stamps and `COMMIT`: one round trip.
     fn commit_group(&mut self, stamps: &[(TenantId, Timestamp)]) -> Result<(), StoreError> {
         let writes = self.take_all_pending();
-        let (committed, _) = self.exchange(&writes, Some(stamps), None);
+        let (committed, _) = self.exchange(&writes, Some(stamps), None, None);
         self.group = None;
         committed
     }
@@ -819,10 +841,11 @@ impl Conn for PgConn {
         &mut self,
         stamps: &[(TenantId, Timestamp)],
         next: &[(TenantId, Prefetch)],
+        committed: &mut dyn FnMut(Result<(), String>),
     ) -> (Result<(), StoreError>, Result<Vec<Timestamp>, StoreError>) {
         let writes = self.take_all_pending();
         self.group = None;
-        let (committed, opened) = self.exchange(&writes, Some(stamps), Some(next));
+        let (committed, opened) = self.exchange(&writes, Some(stamps), Some(next), Some(committed));
         match (committed, opened) {
             (Ok(()), Some(opened)) => (Ok(()), opened),
             (committed, _) => {

@@ -203,3 +203,58 @@ fn the_writers_prefetch_is_planned_once_as_lookups_by_key_even_on_a_small_table(
     assert!(plan.contains("using job_dispatch_log_pkey"), "{plan}");
     assert!(plan.contains("using job_dispatch_log_job"), "{plan}");
 }
+
+/// Commits the group with the next one begun in the same exchange; answers what the early
+/// answer callback was told (each call) and the outcomes.
+fn commit_then_begin_told(
+    conn: &mut PgConn,
+    stamps: &[(TenantId, Timestamp)],
+    next: &[(TenantId, Prefetch)],
+) -> (Vec<Result<(), String>>, bool, bool) {
+    let mut told = Vec::new();
+    let (committed, opened) = conn.commit_then_begin(stamps, next, &mut |outcome| {
+        told.push(outcome);
+    });
+    (told, committed.is_ok(), opened.is_ok())
+}
+
+#[test]
+fn a_group_committed_with_the_next_begun_is_answered_once_with_its_own_outcome() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    let job = Uuid::new_v4();
+    let first = row(job, 5_000);
+    let second = row(job, 6_000);
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &first).unwrap();
+    conn.job_end(true).unwrap();
+    let (told, committed, opened) = commit_then_begin_told(
+        &mut conn,
+        &[(tenant, Timestamp::from_ticks(5_000))],
+        &[(tenant, Prefetch::default())],
+    );
+    assert_eq!(told, vec![Ok(())]);
+    assert!(committed && opened);
+
+    // A group whose writes fail (two rows with one stamp) is told so, once; nothing of it is
+    // stored, and the next group is begun all the same.
+    let clash = row(job, 5_000);
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &second).unwrap();
+    conn.upsert(tenant, &clash).unwrap();
+    conn.job_end(true).unwrap();
+    let (told, committed, opened) = commit_then_begin_told(
+        &mut conn,
+        &[(tenant, Timestamp::from_ticks(6_000))],
+        &[(tenant, Prefetch::default())],
+    );
+    assert_eq!(told.len(), 1);
+    assert!(told[0].is_err(), "{told:?}");
+    assert!(!committed && opened);
+    conn.rollback_group();
+    assert_eq!(stored(&mut conn, tenant, first.id), Some(first));
+    assert_eq!(stored(&mut conn, tenant, second.id), None);
+    assert_eq!(stored(&mut conn, tenant, clash.id), None);
+}

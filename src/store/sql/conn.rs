@@ -96,17 +96,21 @@ pub trait Conn: Send + 'static {
 
     /// Commits the group like [`Conn::commit_group`], then begins the next one like
     /// [`Conn::begin_group`]; an engine may send both together. The next group is begun even
-    /// when the commit failed.
+    /// when the commit failed. `committed` is told the commit's outcome as soon as it is known
+    /// (an engine that sends both together knows it before the next group has its locks, which
+    /// may mean waiting for another instance's group), and at most once.
     fn commit_then_begin(
         &mut self,
         stamps: &[(TenantId, Timestamp)],
         next: &[(TenantId, Prefetch)],
+        committed: &mut dyn FnMut(Result<(), String>),
     ) -> (Result<(), StoreError>, Result<Vec<Timestamp>, StoreError>) {
-        let committed = self.commit_group(stamps);
-        if committed.is_err() {
+        let outcome = self.commit_group(stamps);
+        if outcome.is_err() {
             self.rollback_group();
         }
-        (committed, self.begin_group(next))
+        committed(outcome.as_ref().map(|_| ()).map_err(ToString::to_string));
+        (outcome, self.begin_group(next))
     }
 
     /// Abandons the group's transaction.

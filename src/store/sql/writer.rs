@@ -314,15 +314,25 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
         }
         if !next_writes.is_empty() && reads.is_empty() {
             let tenants = plan(&next_writes);
-            let (committed, opened) = c.commit_then_begin(&used, &tenants);
-            replier.finish(finished, committed);
+            // The group's requests are answered as soon as its commit is known, without waiting
+            // for the next group's locks.
+            let mut answers = Some(finished);
+            let (committed, opened) =
+                c.commit_then_begin(&used, &tenants, &mut |outcome: Result<(), String>| {
+                    if let Some(finished) = answers.take() {
+                        replier.finish(finished, outcome);
+                    }
+                });
+            if let Some(finished) = answers.take() {
+                replier.finish(finished, committed.map_err(|e| e.to_string()));
+            }
             carried = begin(c, next_writes, &tenants, opened);
         } else {
             let committed = c.commit_group(&used);
             if committed.is_err() {
                 c.rollback_group();
             }
-            replier.finish(finished, committed);
+            replier.finish(finished, committed.map_err(|e| e.to_string()));
             run_reads(c, &mut reads);
             if !next_writes.is_empty() {
                 let tenants = plan(&next_writes);
@@ -432,7 +442,7 @@ fn run_jobs<C: Conn>(conn: &mut C, begun: Begun<C>) -> (Vec<Box<dyn Finish>>, Us
 }
 
 /// A committed (or failed) group's jobs, to be answered.
-type Answers = (Vec<Box<dyn Finish>>, Result<(), StoreError>);
+type Answers = (Vec<Box<dyn Finish>>, Result<(), String>);
 
 /// Answers groups on a thread of its own. Each answer wakes the request waiting for it, which
 /// costs a system call; made by the writer, those would delay the next group by as many calls
@@ -468,7 +478,7 @@ impl Replier {
         }
     }
 
-    fn finish(&self, finished: Vec<Box<dyn Finish>>, committed: Result<(), StoreError>) {
+    fn finish(&self, finished: Vec<Box<dyn Finish>>, committed: Result<(), String>) {
         match &self.groups {
             Some(groups) => {
                 if let Err(unsent) = groups.send((finished, committed)) {
@@ -492,8 +502,7 @@ impl Drop for Replier {
 }
 
 /// Answers the group's jobs once its commit is known: a reply always means "on disk".
-fn finish(finished: Vec<Box<dyn Finish>>, committed: Result<(), StoreError>) {
-    let committed = committed.map_err(|e| e.to_string());
+fn finish(finished: Vec<Box<dyn Finish>>, committed: Result<(), String>) {
     for done in finished {
         done.finish(committed.clone());
     }
