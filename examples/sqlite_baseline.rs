@@ -167,7 +167,7 @@ fn save_one(
 ) -> anyhow::Result<Timestamp> {
     let existing = conn.select_row(tenant, draft.id)?;
     let stamp = Timestamp::now().max(last.succ());
-    let next_sequence = conn.next_sequence(tenant, draft.jobs_id)?;
+    let next_sequence = i32::try_from(conn.max_sequence(tenant, draft.jobs_id)? + 1)?;
     let merged = merge(&draft, existing.as_ref(), stamp, || next_sequence);
     if merged.changed {
         conn.upsert(tenant, &merged.row)?;

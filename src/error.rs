@@ -32,7 +32,8 @@ pub enum ApiError {
     /// 405: the route exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
-    /// 409: the row's state forbids the change; carries the row as it stands.
+    /// 409: the row's state forbids the change; carries the row as it stands, when the caller
+    /// may see it.
     #[error("{detail}")]
     Conflict {
         detail: String,
@@ -105,7 +106,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(detail) => simple("bad-request", "Bad request", detail.clone()),
             ApiError::Validation(errors) => Problem {
-                errors: Some(errors.0.clone()),
+                errors: Some(errors.fields().clone()),
                 ..simple("validation", "Validation failed", errors.summary())
             },
             ApiError::Unauthorized => simple(
@@ -181,7 +182,7 @@ impl From<StoreError> for ApiError {
                     Refusal::Forbidden(why) => ApiError::Forbidden(format!("{at}Forbidden: {why}.")),
                     Refusal::Conflict { detail, current } => ApiError::Conflict {
                         detail: format!("{at}{detail}"),
-                        current: Some(current),
+                        current,
                     },
                     Refusal::PreconditionFailed { current } => {
                         ApiError::PreconditionFailed { current }

@@ -76,6 +76,11 @@ impl std::str::FromStr for Login {
         if username.is_empty() || domain.is_empty() || password.is_empty() {
             return Err("expected username:password@domain (a part is empty)".into());
         }
+        // No stored name holds U+0000 (SPEC §8): such credentials match no user, on either
+        // engine, without reaching the database (PostgreSQL refuses the character in text).
+        if s.contains('\0') {
+            return Err("a NUL character (U+0000) is not allowed in credentials".into());
+        }
         Ok(Login {
             username: username.to_string(),
             password: password.to_string(),
@@ -123,13 +128,31 @@ pub fn new_token() -> String {
     format!("dlt_{random}")
 }
 
-/// Counts failed logins per client address within a window.
+/// Counts failed logins per client address within a window, exactly: attempts checked in
+/// parallel count too. Each attempt that may fail holds a place until its outcome is known;
+/// while the failures and the places held reach the limit, a further attempt waits for one of
+/// them to end. So 100 wrong passwords sent at once get `limit` × 401 and the rest 429, while
+/// a burst of right ones only takes turns (and then finds the login verified).
 #[derive(Debug)]
 pub struct FailureLimiter {
     limit: u32,
     window: Duration,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    failures: Mutex<HashMap<IpAddr, Attempts>>,
+    /// Signalled whenever an attempt ends, for the ones waiting for a place.
+    ended: tokio::sync::Notify,
 }
+
+/// One address's attempts in the current window.
+#[derive(Debug)]
+struct Attempts {
+    failed: u32,
+    /// Attempts being checked now.
+    pending: u32,
+    since: Instant,
+}
+
+/// Failure records kept at most before expired ones are dropped.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 impl FailureLimiter {
     pub fn new(limit: u32, window: Duration) -> Self {
@@ -137,29 +160,105 @@ impl FailureLimiter {
             limit,
             window,
             failures: Mutex::new(HashMap::new()),
+            ended: tokio::sync::Notify::new(),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Attempts>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Seconds to wait, when this address has failed too often.
     pub fn blocked_for(&self, client: IpAddr) -> Option<u64> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, since) = failures.get(&client)?;
-        let elapsed = since.elapsed();
-        (*count >= self.limit && elapsed < self.window)
+        let failures = self.lock();
+        let attempts = failures.get(&client)?;
+        let elapsed = attempts.since.elapsed();
+        (attempts.failed >= self.limit && elapsed < self.window)
             .then(|| (self.window - elapsed).as_secs().max(1))
     }
 
-    pub fn record_failure(&self, client: IpAddr) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > 100_000 {
+    /// A place for one attempt from `client` that may fail, or the seconds to wait (429).
+    pub async fn admit(&self, client: IpAddr) -> Result<Attempt<'_>, u64> {
+        loop {
+            // Registered before looking, so an attempt ending in between still wakes this one.
+            let ended = self.ended.notified();
+            if let Some(attempt) = self.try_place(client)? {
+                return Ok(attempt);
+            }
+            ended.await;
+        }
+    }
+
+    /// Counts a failure that needed no check (a malformed header): Ok (401) while under the
+    /// limit, else the seconds to wait (429).
+    pub fn fail_now(&self, client: IpAddr) -> Result<(), u64> {
+        match self.try_place(client)? {
+            Some(attempt) => {
+                attempt.fail();
+                Ok(())
+            }
+            // Every place is held by an attempt about to end.
+            None => Err(1),
+        }
+    }
+
+    /// A place, none free right now (Ok(None)), or blocked (the seconds to wait).
+    fn try_place(&self, client: IpAddr) -> Result<Option<Attempt<'_>>, u64> {
+        let mut failures = self.lock();
+        if failures.len() >= MAX_TRACKED_ADDRESSES {
             let window = self.window;
-            failures.retain(|_, (_, since)| since.elapsed() < window);
+            failures.retain(|_, a| a.pending > 0 || a.since.elapsed() < window);
         }
-        let entry = failures.entry(client).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= self.window {
-            *entry = (0, Instant::now());
+        let attempts = failures.entry(client).or_insert(Attempts {
+            failed: 0,
+            pending: 0,
+            since: Instant::now(),
+        });
+        let elapsed = attempts.since.elapsed();
+        if elapsed >= self.window {
+            attempts.failed = 0;
+            attempts.since = Instant::now();
+        } else if attempts.failed >= self.limit {
+            return Err((self.window - elapsed).as_secs().max(1));
         }
-        entry.0 += 1;
+        if attempts.failed + attempts.pending >= self.limit {
+            return Ok(None);
+        }
+        attempts.pending += 1;
+        Ok(Some(Attempt {
+            limiter: self,
+            client,
+            failed: false,
+        }))
+    }
+}
+
+/// A login attempt's place in its address's count; a failure is counted when the attempt
+/// ends with [`Attempt::fail`], anything else (success, a database error) frees the place.
+pub struct Attempt<'a> {
+    limiter: &'a FailureLimiter,
+    client: IpAddr,
+    failed: bool,
+}
+
+impl Attempt<'_> {
+    pub fn fail(mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        {
+            let mut failures = self.limiter.lock();
+            if let Some(attempts) = failures.get_mut(&self.client) {
+                attempts.pending = attempts.pending.saturating_sub(1);
+                if self.failed {
+                    attempts.failed += 1;
+                }
+            }
+        }
+        self.limiter.ended.notify_waiters();
     }
 }
 
@@ -253,8 +352,9 @@ impl Authenticator {
         authorization: Option<&str>,
         client: IpAddr,
     ) -> Result<Principal, ApiError> {
+        let too_many = |retry_after_secs| ApiError::TooManyRequests { retry_after_secs };
         if let Some(retry_after_secs) = self.limiter.blocked_for(client) {
-            return Err(ApiError::TooManyRequests { retry_after_secs });
+            return Err(too_many(retry_after_secs));
         }
         if let Some(token) = authorization.and_then(bearer_token) {
             let hash = token_hash(token);
@@ -262,14 +362,17 @@ impl Authenticator {
             if let Some(principal) = self.recently_verified(&key) {
                 return Ok(principal);
             }
-            let record = self.store.find_token(&hash).await?;
-            return match record {
+            let attempt = self.limiter.admit(client).await.map_err(too_many)?;
+            if let Some(principal) = self.recently_verified(&key) {
+                return Ok(principal);
+            }
+            return match self.store.find_token(&hash).await? {
                 Some(record) => {
                     self.remember(key, &record);
                     Ok(Principal::from(&record))
                 }
                 None => {
-                    self.limiter.record_failure(client);
+                    attempt.fail();
                     Err(ApiError::Unauthorized)
                 }
             };
@@ -277,11 +380,17 @@ impl Authenticator {
         let login = authorization.and_then(basic_login);
         let Some(login) = login else {
             if authorization.is_some() {
-                self.limiter.record_failure(client);
+                self.limiter.fail_now(client).map_err(too_many)?;
             }
             return Err(ApiError::Unauthorized);
         };
         let key = self.cache_key(&login);
+        if let Some(principal) = self.recently_verified(&key) {
+            return Ok(principal);
+        }
+        // From here the attempt may fail: it holds a place in the address's count.
+        let attempt = self.limiter.admit(client).await.map_err(too_many)?;
+        // Attempts with the same credentials may have verified them while this one waited.
         if let Some(principal) = self.recently_verified(&key) {
             return Ok(principal);
         }
@@ -315,7 +424,7 @@ impl Authenticator {
                 Ok(Principal::from(&record))
             }
             _ => {
-                self.limiter.record_failure(client);
+                attempt.fail();
                 Err(ApiError::Unauthorized)
             }
         }
@@ -408,9 +517,29 @@ mod tests {
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
             assert_eq!(limiter.blocked_for(ip), None);
-            limiter.record_failure(ip);
+            limiter.fail_now(ip).unwrap();
         }
         assert!(limiter.blocked_for(ip).is_some());
+        assert!(limiter.fail_now(ip).is_err());
         assert_eq!(limiter.blocked_for("10.0.0.2".parse().unwrap()), None);
+    }
+
+    #[tokio::test]
+    async fn attempts_in_flight_count_against_the_limit_until_they_end() {
+        let limiter = FailureLimiter::new(2, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let first = limiter.admit(ip).await.unwrap();
+        let second = limiter.admit(ip).await.unwrap();
+        // Both places are held: a third attempt waits, and a malformed header is refused.
+        assert!(limiter.fail_now(ip).is_err());
+        let third = tokio::time::timeout(Duration::from_millis(50), limiter.admit(ip)).await;
+        assert!(third.is_err(), "the third attempt must wait");
+        // One attempt succeeds: its place is free again.
+        drop(first);
+        let third = limiter.admit(ip).await.unwrap();
+        second.fail();
+        third.fail();
+        assert!(limiter.blocked_for(ip).is_some());
+        assert!(limiter.admit(ip).await.is_err());
     }
 }

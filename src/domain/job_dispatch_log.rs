@@ -94,37 +94,73 @@ impl RawRecord {
     }
 }
 
-/// Field name → messages; the `errors` member of a validation problem.
+/// Most fields named in one `errors` member (SPEC §8): a body of a thousand broken items
+/// answers with the first hundred and says how many more there were, so the answer stays small
+/// whatever the body.
+pub const MAX_ERROR_FIELDS: usize = 100;
+
+/// Field name → messages; the `errors` member of a validation problem. Holds at most
+/// [`MAX_ERROR_FIELDS`] fields; further ones are only counted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ValidationErrors(pub BTreeMap<String, Vec<String>>);
+pub struct ValidationErrors {
+    fields: BTreeMap<String, Vec<String>>,
+    omitted: usize,
+}
 
 impl ValidationErrors {
     pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.entry(field.into()).or_default().push(message.into());
+        let field = field.into();
+        if let Some(messages) = self.fields.get_mut(&field) {
+            messages.push(message.into());
+        } else if self.fields.len() < MAX_ERROR_FIELDS {
+            self.fields.insert(field, vec![message.into()]);
+        } else {
+            self.omitted += 1;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty() && self.omitted == 0
+    }
+
+    /// Does `field` have an error?
+    pub fn contains(&self, field: &str) -> bool {
+        self.fields.contains_key(field)
+    }
+
+    /// The fields listed, with their messages.
+    pub fn fields(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.fields
+    }
+
+    /// How many more fields had errors than are listed.
+    pub fn omitted(&self) -> usize {
+        self.omitted
     }
 
     /// Moves every error under `prefix` (e.g. `[3].`), for lists.
     pub fn absorb_prefixed(&mut self, prefix: &str, other: ValidationErrors) {
-        for (field, messages) in other.0 {
-            self.0
-                .entry(format!("{prefix}{field}"))
-                .or_default()
-                .extend(messages);
+        for (field, messages) in other.fields {
+            let field = format!("{prefix}{field}");
+            for message in messages {
+                self.add(field.clone(), message);
+            }
         }
+        self.omitted += other.omitted;
     }
 
-    /// One sentence naming every field, for `detail`.
+    /// One sentence naming every field listed, for `detail`.
     pub fn summary(&self) -> String {
         let parts: Vec<String> = self
-            .0
+            .fields
             .iter()
             .map(|(field, messages)| format!("{field}: {}", messages.join("; ")))
             .collect();
-        format!("The request is invalid. {}", parts.join(" | "))
+        let more = match self.omitted {
+            0 => String::new(),
+            n => format!(" | and {n} more fields with errors, not listed"),
+        };
+        format!("The request is invalid. {}{more}", parts.join(" | "))
     }
 }
 
@@ -239,7 +275,7 @@ fn required_guid(
         }
         None => {
             // A malformed value already has its own message.
-            if !errors.0.contains_key(field.name()) || raw.get(field).is_none() {
+            if !errors.contains(field.name()) || raw.get(field).is_none() {
                 errors.add(field.name(), "is required");
             }
             None
@@ -501,7 +537,7 @@ mod tests {
             json!({"jobs_id": JOB, "user_id": TECH, "is_accepted": true, "is_rejected": true}),
         )
         .unwrap_err();
-        assert!(e.0.contains_key("is_rejected"));
+        assert!(e.contains("is_rejected"));
     }
 
     #[test]
@@ -509,9 +545,9 @@ mod tests {
         let e =
             draft(json!({"jobs_id": 5, "user_id": TECH, "is_workshop": "yes", "sequence": 1.5}))
                 .unwrap_err();
-        assert!(e.0.contains_key("jobs_id"));
-        assert!(e.0.contains_key("is_workshop"));
-        assert!(e.0.contains_key("sequence"));
+        assert!(e.contains("jobs_id"));
+        assert!(e.contains("is_workshop"));
+        assert!(e.contains("sequence"));
     }
 
     #[test]

@@ -23,10 +23,11 @@ pub enum Refusal {
     NotFound,
     /// 403: the caller may not do this; the text names the field or action.
     Forbidden(String),
-    /// 409: the row's state forbids it; carries the row as it stands.
+    /// 409: the row's state forbids it; carries the row as it stands when the caller may see
+    /// it (not when it was reassigned away from the calling technician).
     Conflict {
         detail: String,
-        current: Box<JobDispatchLog>,
+        current: Option<Box<JobDispatchLog>>,
     },
     /// 412: `If-Match` does not match; carries the row as it stands (none when it does not exist).
     PreconditionFailed {
@@ -114,18 +115,19 @@ pub fn authorize_save(
                 "a technician cannot create dispatches; ask a dispatcher".into(),
             ))
         }
+        // The row is someone else's now: the 409 says so without their row (SPEC §9).
         Reach::FormerlyAssigned => return Err(Refusal::Conflict {
             detail:
                 "This dispatch was reassigned to another technician; your change was not applied."
                     .into(),
-            current: Box::new(row.clone()),
+            current: None,
         }),
         Reach::Visible => {}
     }
     if row.sys_logical_delete {
         return Err(Refusal::Conflict {
             detail: "This dispatch was deleted; your change was not applied.".into(),
-            current: Box::new(row.clone()),
+            current: Some(Box::new(row.clone())),
         });
     }
     for field in TECHNICIAN_FIXED {
@@ -313,14 +315,14 @@ pub fn decide(
             detail:
                 "This dispatch was reassigned to another technician; your decision was not applied."
                     .into(),
-            current: Box::new(row.clone()),
+            current: None,
         }),
         Reach::Visible => {}
     }
     let conflict = |detail: &str| {
         Err(Refusal::Conflict {
             detail: detail.into(),
-            current: Box::new(row.clone()),
+            current: Some(Box::new(row.clone())),
         })
     };
     if row.sys_logical_delete {
@@ -377,6 +379,29 @@ pub struct HistoryEntry {
     pub action: String,
     /// Field → [before, after], as wire text.
     pub changes: BTreeMap<String, [String; 2]>,
+}
+
+/// The part of a row's history a technician may read: from the change that made the row
+/// theirs (its creation, or the latest reassignment to them) on. What the row was before that
+/// hand-over belongs to another technician, so the hand-over entry keeps only what the row
+/// became: its before-values are withheld (empty). Dispatchers and admins read it all.
+pub fn history_seen_by(caller: &Principal, mut entries: Vec<HistoryEntry>) -> Vec<HistoryEntry> {
+    if !caller.is_technician() {
+        return entries;
+    }
+    let me = caller.user_id.to_string();
+    let handed_over = entries.iter().rposition(|e| {
+        e.changes
+            .get(Field::UserId.name())
+            .is_some_and(|[_, after]| *after == me)
+    });
+    if let Some(start) = handed_over {
+        entries.drain(..start);
+        for [before, _] in entries[0].changes.values_mut() {
+            before.clear();
+        }
+    }
+    entries
 }
 
 /// What a change did, in the words of a dispatcher: the most significant of

@@ -14,7 +14,7 @@ use super::{respond, AppState};
 use crate::domain::Timestamp;
 use crate::error::ApiError;
 use crate::wire::documents::encode_changes;
-use crate::wire::query_value;
+use crate::wire::{query_value, BadEscape};
 
 pub const DEFAULT_LIMIT: usize = 500;
 pub const MAX_LIMIT: usize = 5000;
@@ -47,6 +47,11 @@ pub fn decode_cursor(cursor: &str) -> Result<Option<Timestamp>, ApiError> {
     Ok((ticks != i64::MIN).then(|| Timestamp::from_ticks(ticks)))
 }
 
+/// A query value that does not decode: 400 naming the parameter.
+pub fn bad_escape(e: BadEscape) -> ApiError {
+    ApiError::BadRequest(format!("{e}; escape each byte as %XX (UTF-8)"))
+}
+
 /// `limit`: 1 to 5000, default 500.
 pub fn parse_limit(text: Option<String>) -> Result<usize, ApiError> {
     match text {
@@ -66,11 +71,11 @@ pub async fn list_job_dispatch_log_changes(
     Wire(neg): Wire,
     uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
-    let since = match query_value(uri.query(), "since") {
+    let since = match query_value(uri.query(), "since").map_err(bad_escape)? {
         Some(c) if !c.trim().is_empty() => decode_cursor(&c)?,
         _ => None,
     };
-    let limit = parse_limit(query_value(uri.query(), "limit"))?;
+    let limit = parse_limit(query_value(uri.query(), "limit").map_err(bad_escape)?)?;
     let page = state.store.changes(&caller, since, limit).await?;
     let cursor = encode_cursor(page.last.or(since));
     Ok(respond::body(

@@ -140,6 +140,9 @@ pub fn decode_failed(e: DecodeError) -> ApiError {
     match e {
         DecodeError::Malformed(message) => ApiError::BadRequest(message),
         DecodeError::Invalid(errors) => ApiError::Validation(errors),
+        DecodeError::TooMany(max) => ApiError::BadRequest(format!(
+            "the list holds more than {max} items; send at most {max} per request"
+        )),
     }
 }
 

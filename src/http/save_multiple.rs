@@ -20,13 +20,8 @@ pub async fn save_job_dispatch_logs(
     Wire(neg): Wire,
     body: WireBody<BATCH_LIMIT>,
 ) -> Result<Response, ApiError> {
-    let raws = wire::decode_list(body.format, &body.bytes).map_err(decode_failed)?;
-    if raws.len() > MAX_ITEMS {
-        return Err(ApiError::BadRequest(format!(
-            "SaveMultiple takes at most {MAX_ITEMS} rows; this body has {}",
-            raws.len()
-        )));
-    }
+    // Refused at the first item past the limit, before the others are read (SPEC §8).
+    let raws = wire::decode_list(body.format, &body.bytes, MAX_ITEMS).map_err(decode_failed)?;
     let mut errors = ValidationErrors::default();
     let mut drafts = Vec::with_capacity(raws.len());
     for (i, raw) in raws.iter().enumerate() {

@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::changes::{decode_cursor, encode_cursor};
+use super::changes::{bad_escape, decode_cursor, encode_cursor};
 use super::extract::Caller;
 use super::AppState;
 use crate::domain::{Principal, Timestamp};
@@ -122,12 +122,16 @@ pub async fn stream_job_dispatch_log_changes(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| query_value(uri.query(), "since"))
-        .filter(|c| !c.trim().is_empty());
+    let since = query_value(uri.query(), "since").map_err(bad_escape)?;
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(v.to_str().map(str::to_string).map_err(|_| {
+            ApiError::BadRequest(
+                "Last-Event-ID must be the id of an event of this stream (a cursor)".into(),
+            )
+        })?),
+    };
+    let resume = last_event_id.or(since).filter(|c| !c.trim().is_empty());
     let cursor = match resume {
         Some(c) => decode_cursor(&c)?,
         None => None,

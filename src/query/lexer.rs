@@ -136,6 +136,13 @@ fn quoted(chars: &[char], open: usize) -> Result<(String, usize), QueryError> {
                 i += 2;
             }
             Some('\'') => return Ok((text, i + 1)),
+            // No stored text holds U+0000 (SPEC §8), and PostgreSQL cannot compare with one.
+            Some('\0') => {
+                return Err(QueryError::filter(
+                    i,
+                    "quoted text may not hold a NUL character (U+0000)",
+                ))
+            }
             Some(&c) => {
                 text.push(c);
                 i += 1;

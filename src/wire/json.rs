@@ -17,12 +17,35 @@ pub fn decode_one(body: &[u8]) -> Result<RawRecord, DecodeError> {
     }
 }
 
-/// Reads a JSON array of objects.
-pub fn decode_list(body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
-    let Value::Array(items) = parse(body)? else {
+/// Reads a JSON array of at most `max` objects. The items are read one at a time and the
+/// reading stops at item `max + 1`, so a body of millions of tiny items costs no more than one
+/// of `max` items: neither the items nor an error per item are ever held beyond that.
+pub fn decode_list(body: &[u8], max: usize) -> Result<Vec<RawRecord>, DecodeError> {
+    use serde::Deserializer as _;
+
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'[') {
+        parse(body)?;
         return Err(DecodeError::Malformed(
             "the body must be a JSON array of job_dispatch_log objects".into(),
         ));
+    }
+    let mut too_many = false;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let items = (&mut de)
+        .deserialize_seq(BoundedItems {
+            max,
+            too_many: &mut too_many,
+        })
+        .and_then(|items| de.end().map(|()| items));
+    let items = match items {
+        Ok(items) => items,
+        Err(_) if too_many => return Err(DecodeError::TooMany(max)),
+        Err(e) => {
+            return Err(DecodeError::Malformed(format!(
+                "the body is not valid JSON: {e}"
+            )))
+        }
     };
     let mut errors = ValidationErrors::default();
     let mut records = Vec::with_capacity(items.len());
@@ -39,6 +62,32 @@ pub fn decode_list(body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
         Ok(records)
     } else {
         Err(DecodeError::Invalid(errors))
+    }
+}
+
+/// The items of a JSON array, refusing the one past `max` as soon as it is read.
+struct BoundedItems<'a> {
+    max: usize,
+    too_many: &'a mut bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for BoundedItems<'_> {
+    type Value = Vec<Value>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of job_dispatch_log objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Value>()? {
+            if items.len() == self.max {
+                *self.too_many = true;
+                return Err(serde::de::Error::custom("too many items"));
+            }
+            items.push(item);
+        }
+        Ok(items)
     }
 }
 

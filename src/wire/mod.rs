@@ -74,7 +74,8 @@ pub struct BadFormatOption(pub String);
 
 /// Chooses the response format: `$format` first, then `Accept` with q-values; JSON by default.
 pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated, BadFormatOption> {
-    if let Some(value) = query_value(query, "$format") {
+    let format = query_value(query, "$format").map_err(|_| BadFormatOption(String::new()))?;
+    if let Some(value) = format {
         return match value.to_ascii_lowercase().as_str() {
             "json" => Ok(Negotiated::JSON),
             "xml" => Ok(Negotiated::XML),
@@ -113,13 +114,40 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated,
     Ok(best.map(|(_, n)| n).unwrap_or(Negotiated::JSON))
 }
 
-/// The decoded value of one query parameter.
-pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    let query = query?;
-    query.split('&').find_map(|pair| {
+/// A query parameter whose value is not valid percent-encoded UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadEscape {
+    /// The parameter's name.
+    pub name: String,
+}
+
+impl std::fmt::Display for BadEscape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the value of {} is not valid percent-encoded UTF-8",
+            self.name
+        )
+    }
+}
+
+/// The decoded value of one query parameter (the first, when repeated). A value that does not
+/// decode is an error, never "absent": `since=%ff` read as no `since` would hand a client the
+/// whole feed from the start.
+pub fn query_value(query: Option<&str>, name: &str) -> Result<Option<String>, BadEscape> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    let found = query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k).as_deref() == Some(name)).then(|| percent_decode(v).unwrap_or_default())
-    })
+        (percent_decode(k).as_deref() == Some(name)).then_some(v)
+    });
+    match found {
+        None => Ok(None),
+        Some(v) => percent_decode(v).map(Some).ok_or_else(|| BadEscape {
+            name: name.to_string(),
+        }),
+    }
 }
 
 /// Decodes `%XX` escapes and `+` of a query component; None when not UTF-8 or malformed.
@@ -171,6 +199,8 @@ pub enum DecodeError {
     Malformed(String),
     /// Well-formed, but fields are of the wrong type (keys like `[3].sequence` in lists).
     Invalid(ValidationErrors),
+    /// A list of more items than the limit given; reading stopped at the first one too many.
+    TooMany(usize),
 }
 
 /// The body without a leading UTF-8 byte order mark: .NET clients writing with `Encoding.UTF8`
@@ -188,12 +218,12 @@ pub fn decode_one(format: Format, body: &[u8]) -> Result<RawRecord, DecodeError>
     }
 }
 
-/// Decodes a body holding a list of rows.
-pub fn decode_list(format: Format, body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
+/// Decodes a body holding a list of at most `max` rows.
+pub fn decode_list(format: Format, body: &[u8], max: usize) -> Result<Vec<RawRecord>, DecodeError> {
     let body = without_bom(body);
     match format {
-        Format::Json => json::decode_list(body),
-        Format::Xml => xml::decode_list(body),
+        Format::Json => json::decode_list(body, max),
+        Format::Xml => xml::decode_list(body, max),
     }
 }
 

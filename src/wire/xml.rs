@@ -275,8 +275,9 @@ pub fn decode_one(body: &[u8]) -> Result<RawRecord, DecodeError> {
     Ok(record)
 }
 
-/// Reads an `<ArrayOfjob_dispatch_log>` document.
-pub fn decode_list(body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
+/// Reads an `<ArrayOfjob_dispatch_log>` document of at most `max` rows; reading stops at the
+/// first row too many.
+pub fn decode_list(body: &[u8], max: usize) -> Result<Vec<RawRecord>, DecodeError> {
     let mut p = Parser::new(body)?;
     let (root, empty) = p.root()?;
     if root != LIST_ROOT {
@@ -288,6 +289,11 @@ pub fn decode_list(body: &[u8]) -> Result<Vec<RawRecord>, DecodeError> {
     if !empty {
         loop {
             match p.next()? {
+                Event::Start(e) | Event::Empty(e)
+                    if local_name(&e) == ROOT && records.len() == max =>
+                {
+                    return Err(DecodeError::TooMany(max))
+                }
                 Event::Start(e) if local_name(&e) == ROOT => records.push(p.record()?),
                 Event::Empty(e) if local_name(&e) == ROOT => records.push(RawRecord::default()),
                 Event::Start(e) | Event::Empty(e) => {

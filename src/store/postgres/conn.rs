@@ -904,13 +904,13 @@ impl Conn for PgConn {
             .transpose()
     }
 
-    fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError> {
+    fn max_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i64, StoreError> {
         if let Some(max) = self
             .group
             .as_ref()
             .and_then(|g| g.max_sequence(tenant, jobs_id))
         {
-            return Ok(max.saturating_add(1));
+            return Ok(max.into());
         }
         self.settle_for_job(tenant, jobs_id)?;
         let row = self.query_one(
@@ -918,8 +918,7 @@ impl Conn for PgConn {
              WHERE tenant_id = $1 AND jobs_id = $2",
             &[&tenant, &jobs_id],
         )?;
-        let max: i64 = row.try_get(0)?;
-        Ok(i32::try_from(max + 1).unwrap_or(i32::MAX))
+        Ok(row.try_get(0)?)
     }
 
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError> {

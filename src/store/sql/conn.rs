@@ -127,8 +127,8 @@ pub trait Conn: Send + 'static {
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<JobDispatchLog>, StoreError>;
-    /// One more than the highest sequence of the job (1 for a new job).
-    fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError>;
+    /// The highest sequence of the job (0 for a new job).
+    fn max_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i64, StoreError>;
     /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id),
     /// read from its rows: what the writer recomputes the stored texts from.
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError>;

@@ -131,6 +131,49 @@ fn fill_assignees<'a, C: Conn>(
     Ok(())
 }
 
+/// A refusal as the caller receives it: a row it carries (the 409's or 412's `current`) is
+/// shown exactly as a GET shows it, `assigned_user_ids` included (SPEC §9).
+fn refusal<C: Conn>(
+    conn: &mut C,
+    tenant: TenantId,
+    index: Option<usize>,
+    mut refusal: Refusal,
+) -> StoreError {
+    if let Refusal::Conflict {
+        current: Some(row), ..
+    }
+    | Refusal::PreconditionFailed { current: Some(row) } = &mut refusal
+    {
+        if let Err(e) = fill_assignees(conn, tenant, [&mut **row], &JobTexts::new()) {
+            return e;
+        }
+    }
+    StoreError::Refused { index, refusal }
+}
+
+/// The sequence of a job's next dispatch: one more than its highest. A job whose highest is
+/// already `i32::MAX` has none left, which is a 409 rather than a second row with the same
+/// sequence.
+fn next_sequence<C: Conn>(
+    conn: &mut C,
+    tenant: TenantId,
+    jobs_id: Uuid,
+    index: Option<usize>,
+) -> Result<i32, StoreError> {
+    let next = conn.max_sequence(tenant, jobs_id)? + 1;
+    i32::try_from(next).map_err(|_| StoreError::Refused {
+        index,
+        refusal: Refusal::Conflict {
+            detail: format!(
+                "Job {jobs_id} already has a dispatch with sequence {}, the highest possible; \
+                 give this dispatch its sequence explicitly.",
+                i32::MAX
+            ),
+            current: None,
+        },
+    })
+}
+
 pub fn save<C: Conn>(
     ctx: &mut WriteCtx<'_, C>,
     caller: &Principal,
@@ -142,20 +185,20 @@ pub fn save<C: Conn>(
     let mut texts = JobTexts::new();
     for (index, item) in items.iter().enumerate() {
         let draft = &item.draft;
-        let refused = |refusal| StoreError::Refused {
-            index: batch.then_some(index),
-            refusal,
-        };
+        let index = batch.then_some(index);
         let existing = ctx.conn.select_row(tenant, draft.id)?;
         let formerly = match &existing {
             Some(row) => formerly_assigned(ctx.conn, caller, row)?,
             None => false,
         };
-        workflow::check_if_match(item.if_match.as_deref(), existing.as_ref()).map_err(refused)?;
-        workflow::authorize_save(caller, draft, existing.as_ref(), formerly).map_err(refused)?;
+        // Scope and role first: a stale If-Match on another technician's row must not answer
+        // with that row (SPEC §8).
+        workflow::authorize_save(caller, draft, existing.as_ref(), formerly)
+            .and_then(|()| workflow::check_if_match(item.if_match.as_deref(), existing.as_ref()))
+            .map_err(|r| refusal(ctx.conn, tenant, index, r))?;
         let stamp = ctx.peek(tenant)?;
         let next_sequence = if existing.is_none() && draft.sequence.is_none() {
-            ctx.conn.next_sequence(tenant, draft.jobs_id)?
+            next_sequence(ctx.conn, tenant, draft.jobs_id, index)?
         } else {
             0
         };
@@ -198,8 +241,9 @@ pub fn delete<C: Conn>(
         return Ok(DeleteOutcome::NotFound);
     };
     let formerly = formerly_assigned(ctx.conn, caller, &row)?;
-    workflow::authorize_delete(caller, &row, formerly).map_err(StoreError::refused)?;
-    workflow::check_if_match(if_match, Some(&row)).map_err(StoreError::refused)?;
+    workflow::authorize_delete(caller, &row, formerly)
+        .and_then(|()| workflow::check_if_match(if_match, Some(&row)))
+        .map_err(|r| refusal(ctx.conn, caller.tenant_id, None, r))?;
     if row.sys_logical_delete {
         return Ok(DeleteOutcome::AlreadyDeleted);
     }
@@ -229,13 +273,15 @@ pub fn decide<C: Conn>(
         return Err(StoreError::refused(Refusal::NotFound));
     };
     let formerly = formerly_assigned(ctx.conn, caller, &row)?;
-    if workflow::reach(caller, &row, formerly) != Reach::Hidden {
-        workflow::check_if_match(if_match, Some(&row)).map_err(StoreError::refused)?;
+    // If-Match only where the caller may see the row: `decide` answers the others without it.
+    if workflow::reach(caller, &row, formerly) == Reach::Visible {
+        workflow::check_if_match(if_match, Some(&row))
+            .map_err(|r| refusal(ctx.conn, tenant, None, r))?;
     }
     let stamp = ctx.peek(tenant)?;
     let mut texts = JobTexts::new();
     let mut result = match workflow::decide(caller, &row, formerly, decision, stamp)
-        .map_err(StoreError::refused)?
+        .map_err(|r| refusal(ctx.conn, tenant, None, r))?
     {
         Some(next) => {
             let client_at = decision.client_time();
@@ -275,7 +321,7 @@ pub fn dispatch<C: Conn>(
             sys_logical_delete: false,
             is_workshop,
             modified_dateutc: stamp,
-            sequence: ctx.conn.next_sequence(tenant, jobs_id)?,
+            sequence: next_sequence(ctx.conn, tenant, jobs_id, None)?,
             assigned_user_ids: String::new(),
         };
         write_change(ctx, caller, None, &row, None, &mut texts)?;
@@ -310,11 +356,12 @@ pub fn history<C: Conn>(
     let Some(row) = conn.select_row(caller.tenant_id, id)? else {
         return Ok(None);
     };
-    let formerly = formerly_assigned(conn, caller, &row)?;
-    if workflow::reach(caller, &row, formerly) == Reach::Hidden {
+    // A row reassigned away from a technician is no longer theirs to read (SPEC §8).
+    if caller.is_technician() && row.user_id != caller.user_id {
         return Ok(None);
     }
-    conn.history(caller.tenant_id, id).map(Some)
+    let entries = conn.history(caller.tenant_id, id)?;
+    Ok(Some(workflow::history_seen_by(caller, entries)))
 }
 
 pub fn changes<C: Conn>(

@@ -149,7 +149,7 @@ impl Conn for SqliteConn {
         Ok(stmt.query_row(params![tenant, id], row_of).optional()?)
     }
 
-    fn next_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i32, StoreError> {
+    fn max_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i64, StoreError> {
         let max: i64 = self
             .conn
             .prepare_cached(
@@ -157,7 +157,7 @@ impl Conn for SqliteConn {
                  WHERE tenant_id = ?1 AND jobs_id = ?2",
             )?
             .query_row(params![tenant, jobs_id], |r| r.get(0))?;
-        Ok(i32::try_from(max + 1).unwrap_or(i32::MAX))
+        Ok(max)
     }
 
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
