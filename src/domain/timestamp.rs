@@ -17,9 +17,15 @@ pub struct Timestamp(i64);
 pub enum DateError {
     #[error("is not an ISO 8601 date-time (expected e.g. 2026-01-11T21:02:31.7932294+00:00)")]
     Syntax,
+    #[error("is not a Microsoft JSON date (expected e.g. \\/Date(1735787045123)\\/ or \\/Date(1735787045123+0200)\\/)")]
+    MicrosoftSyntax,
     #[error("is outside the accepted range (years 1753 to 9999)")]
     OutOfRange,
 }
+
+/// Milliseconds since 1970 of .NET's default `DateTime` (0001-01-01T00:00:00), as
+/// `DataContractJsonSerializer` and `JavaScriptSerializer` write an unset date.
+pub const DOTNET_DEFAULT_MILLIS: i64 = -62_135_596_800_000;
 
 impl Timestamp {
     /// 1753-01-01T00:00:00Z, the earliest accepted instant.
@@ -182,6 +188,64 @@ impl Timestamp {
     }
 }
 
+/// A Microsoft JSON date, `/Date(1735787045123)/` or `/Date(1735787045123+0200)/` (what JSON
+/// text writes as `"\\/Date(…)\\/"`), as older .NET clients send it. The number is milliseconds
+/// since 1970 UTC and may be negative; the offset only tells the sender's zone and does not move
+/// the instant (Json.NET, the original's reader, reads it that way). `None` when the text is not
+/// in that form at all; `Some(Err)` when it starts like one but is malformed.
+pub fn parse_microsoft(text: &str) -> Option<Result<i64, DateError>> {
+    let inner = text.strip_prefix("/Date(")?;
+    let Some(inner) = inner.strip_suffix(")/") else {
+        return Some(Err(DateError::MicrosoftSyntax));
+    };
+    Some(microsoft_millis(inner).ok_or(DateError::MicrosoftSyntax))
+}
+
+/// `-?DIGITS` optionally followed by `[+-]HH` or `[+-]HHMM`.
+fn microsoft_millis(inner: &str) -> Option<i64> {
+    let (negative, body) = match inner.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, inner),
+    };
+    let digits_end = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
+    let (digits, zone) = body.split_at(digits_end);
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    if !zone.is_empty() {
+        let zone = zone.strip_prefix(['+', '-'])?;
+        if !(zone.len() == 2 || zone.len() == 4) || !zone.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: u32 = zone[..2].parse().ok()?;
+        let minutes: u32 = zone
+            .get(2..)
+            .filter(|m| !m.is_empty())
+            .map_or(Some(0), |m| m.parse().ok())?;
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+    }
+    let millis: i64 = digits.parse().ok()?;
+    Some(if negative { -millis } else { millis })
+}
+
+impl Timestamp {
+    /// The instant `millis` milliseconds after 1970-01-01T00:00:00Z, within the accepted range.
+    pub fn from_unix_millis(millis: i64) -> Result<Self, DateError> {
+        let ticks = millis
+            .checked_mul(TICKS_PER_SECOND / 1000)
+            .ok_or(DateError::OutOfRange)?;
+        let ts = Timestamp(ticks);
+        if ts < Timestamp::MIN || ts > Timestamp::MAX {
+            return Err(DateError::OutOfRange);
+        }
+        Ok(ts)
+    }
+}
+
 /// Writes `value` as exactly `out.len()` decimal digits (zero-padded).
 fn put_digits(out: &mut [u8], mut value: u64) {
     // Two digits per division: feeds write three dates per row.
@@ -326,6 +390,70 @@ mod tests {
             "9999-12-31T23:59:59.9999999+00:00"
         );
         assert_eq!(Timestamp::MAX.to_xml_string(), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn microsoft_dates_are_milliseconds_since_1970_whatever_the_offset() {
+        let utc = Timestamp::parse("2025-01-02T03:04:05.123Z").unwrap();
+        for text in [
+            "/Date(1735787045123)/",
+            "/Date(1735787045123+0200)/",
+            "/Date(1735787045123-0500)/",
+            "/Date(1735787045123+02)/",
+        ] {
+            let millis = parse_microsoft(text).unwrap().unwrap();
+            assert_eq!(Timestamp::from_unix_millis(millis).unwrap(), utc, "{text}");
+        }
+        let before_1970 = parse_microsoft("/Date(-86400000)/").unwrap().unwrap();
+        assert_eq!(
+            Timestamp::from_unix_millis(before_1970)
+                .unwrap()
+                .to_json_string(),
+            "1969-12-31T00:00:00.0000000+00:00"
+        );
+        assert_eq!(parse_microsoft("2025-01-02T03:04:05Z"), None);
+    }
+
+    #[test]
+    fn microsoft_dates_keep_the_range_and_refuse_malformed_forms() {
+        assert_eq!(
+            Timestamp::from_unix_millis(DOTNET_DEFAULT_MILLIS),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(253_402_300_800_000),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(i64::MAX),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(-6_847_804_800_000),
+            Ok(Timestamp::MIN)
+        );
+        for bad in [
+            "/Date()/",
+            "/Date(abc)/",
+            "/Date(123",
+            "/Date(123)",
+            "/Date(123)/x",
+            "/Date(1.5)/",
+            "/Date(123+2)/",
+            "/Date(123+020)/",
+            "/Date(123+2500)/",
+            "/Date(123+0260)/",
+            "/Date(123 +0200)/",
+            "/Date(--1)/",
+            "/Date(+1)/",
+            "/Date(1234567890123456789012)/",
+        ] {
+            assert_eq!(
+                parse_microsoft(bad),
+                Some(Err(DateError::MicrosoftSyntax)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
