@@ -108,7 +108,7 @@ async fn an_unknown_route_is_a_404_problem() {
     }
     let res = app.admin().get_accept("/nothing", "application/xml").await;
     assert_eq!(res.status, 404);
-    assert_eq!(common::parse_xml(&res.text).name, "problem");
+    assert_eq!(common::parse_xml(&res.text).name, "Error");
     app.stop().await;
 }
 

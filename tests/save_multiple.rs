@@ -251,7 +251,7 @@ async fn an_invalid_item_of_an_xml_list_is_named_in_an_xml_problem() {
     let res = app.admin().post_xml(SAVE_MULTIPLE, &body).await;
     assert_eq!(res.status, 400, "{}", res.text);
     let problem = parse_xml(&res.text);
-    assert_eq!(problem.name, "problem");
+    assert_eq!(problem.name, "Error");
     let fields: Vec<String> = problem
         .child("errors")
         .unwrap()
