@@ -82,23 +82,44 @@ async fn the_offset_of_a_microsoft_date_does_not_move_the_instant() {
 #[tokio::test]
 async fn the_dotnet_default_date_in_microsoft_form_means_not_given() {
     let app = spawn_app().await;
-    let text = format!(
-        r#"{{"jobs_id":"{}","user_id":"{}","date_create":"\/Date(-62135596800000)\/","date_proceeded":"\/Date(-62135596800000+0100)\/"}}"#,
-        guid(),
-        guid()
-    );
-    let res = post_raw_json(&app, SAVE, &text).await;
-    assert_eq!(res.status, 201, "{}", res.text);
-    let saved = res.json();
-    assert_eq!(
-        saved["date_proceeded"],
-        json!("1980-01-01T00:00:00.0000000+00:00")
-    );
-    // The server's now, not year 1.
-    assert!(
-        saved["date_create"].as_str().unwrap().starts_with("20"),
-        "{saved}"
-    );
+    // As DataContractJsonSerializer writes an unset DateTime: UTC, east of Greenwich (clamped to
+    // year 1), and west of it (the instant whose local time is midnight of year 1 in New York).
+    for (create, proceeded) in [
+        (
+            r"\/Date(-62135596800000)\/",
+            r"\/Date(-62135596800000+0100)\/",
+        ),
+        (
+            r"\/Date(-62135578980000-0457)\/",
+            r"\/Date(-62135578800000-0500)\/",
+        ),
+    ] {
+        let text = format!(
+            r#"{{"jobs_id":"{}","user_id":"{}","date_create":"{create}","date_proceeded":"{proceeded}"}}"#,
+            guid(),
+            guid()
+        );
+        let res = post_raw_json(&app, SAVE, &text).await;
+        assert_eq!(res.status, 201, "{create}: {}", res.text);
+        let saved = res.json();
+        assert_eq!(
+            saved["date_proceeded"],
+            json!("1980-01-01T00:00:00.0000000+00:00")
+        );
+        // The server's now, not year 1.
+        assert!(
+            saved["date_create"].as_str().unwrap().starts_with("20"),
+            "{saved}"
+        );
+    }
+    // Year 1 at another local time is a real (out of range) date.
+    let res = post_raw_json(
+        &app,
+        SAVE,
+        &row_with("date_create", r"\/Date(-62135578980000)\/"),
+    )
+    .await;
+    assert_eq!(res.status, 400, "{}", res.text);
     app.stop().await;
 }
 

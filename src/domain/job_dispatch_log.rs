@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use super::fields::Field;
-use super::timestamp::{parse_microsoft, DateError, Timestamp, DOTNET_DEFAULT_MILLIS};
+use super::timestamp::{parse_microsoft, DateError, Timestamp};
 
 /// Longest accepted `rejected_reason`, in characters.
 pub const MAX_REJECTED_REASON_CHARS: usize = 4000;
@@ -360,11 +360,12 @@ impl Reader<'_> {
 fn parse_client_date(text: &str, json: bool) -> Result<Option<Timestamp>, DateError> {
     let trimmed = text.trim();
     if json {
-        if let Some(millis) = parse_microsoft(trimmed) {
-            return match millis? {
-                DOTNET_DEFAULT_MILLIS => Ok(None),
-                millis => Timestamp::from_unix_millis(millis).map(Some),
-            };
+        if let Some(date) = parse_microsoft(trimmed) {
+            let date = date?;
+            if date.is_dotnet_default() {
+                return Ok(None);
+            }
+            return Timestamp::from_unix_millis(date.millis).map(Some);
         }
     }
     if let Some(rest) = trimmed.strip_prefix("0001-01-01") {

@@ -188,21 +188,42 @@ impl Timestamp {
     }
 }
 
+/// A Microsoft JSON date as sent: milliseconds since 1970 UTC, and the sender's offset in
+/// minutes when it wrote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MicrosoftDate {
+    pub millis: i64,
+    pub offset_minutes: Option<i32>,
+}
+
+impl MicrosoftDate {
+    /// Whether the sender's `DateTime` was .NET's default (0001-01-01T00:00:00), which means "not
+    /// given". `DataContractJsonSerializer` writes a local default as the instant whose local time
+    /// is midnight of year 1 in the sender's zone (`/Date(-62135578980000-0457)/` in New York),
+    /// or as the default itself with the offset when that instant would fall before year 1.
+    pub fn is_dotnet_default(self) -> bool {
+        let local = self
+            .millis
+            .checked_add(i64::from(self.offset_minutes.unwrap_or(0)) * 60_000);
+        self.millis == DOTNET_DEFAULT_MILLIS || local == Some(DOTNET_DEFAULT_MILLIS)
+    }
+}
+
 /// A Microsoft JSON date, `/Date(1735787045123)/` or `/Date(1735787045123+0200)/` (what JSON
 /// text writes as `"\\/Date(…)\\/"`), as older .NET clients send it. The number is milliseconds
 /// since 1970 UTC and may be negative; the offset only tells the sender's zone and does not move
 /// the instant (Json.NET, the original's reader, reads it that way). `None` when the text is not
 /// in that form at all; `Some(Err)` when it starts like one but is malformed.
-pub fn parse_microsoft(text: &str) -> Option<Result<i64, DateError>> {
+pub fn parse_microsoft(text: &str) -> Option<Result<MicrosoftDate, DateError>> {
     let inner = text.strip_prefix("/Date(")?;
     let Some(inner) = inner.strip_suffix(")/") else {
         return Some(Err(DateError::MicrosoftSyntax));
     };
-    Some(microsoft_millis(inner).ok_or(DateError::MicrosoftSyntax))
+    Some(microsoft_date(inner).ok_or(DateError::MicrosoftSyntax))
 }
 
 /// `-?DIGITS` optionally followed by `[+-]HH` or `[+-]HHMM`.
-fn microsoft_millis(inner: &str) -> Option<i64> {
+fn microsoft_date(inner: &str) -> Option<MicrosoftDate> {
     let (negative, body) = match inner.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, inner),
@@ -214,22 +235,30 @@ fn microsoft_millis(inner: &str) -> Option<i64> {
     if digits.is_empty() || digits.len() > 18 {
         return None;
     }
+    let mut offset_minutes = None;
     if !zone.is_empty() {
+        let west = zone.starts_with('-');
         let zone = zone.strip_prefix(['+', '-'])?;
         if !(zone.len() == 2 || zone.len() == 4) || !zone.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let hours: u32 = zone[..2].parse().ok()?;
-        let minutes: u32 = zone
-            .get(2..)
-            .filter(|m| !m.is_empty())
-            .map_or(Some(0), |m| m.parse().ok())?;
+        let hours: i32 = zone[..2].parse().ok()?;
+        let minutes: i32 = if zone.len() == 4 {
+            zone[2..].parse().ok()?
+        } else {
+            0
+        };
         if hours > 23 || minutes > 59 {
             return None;
         }
+        let total = hours * 60 + minutes;
+        offset_minutes = Some(if west { -total } else { total });
     }
     let millis: i64 = digits.parse().ok()?;
-    Some(if negative { -millis } else { millis })
+    Some(MicrosoftDate {
+        millis: if negative { -millis } else { millis },
+        offset_minutes,
+    })
 }
 
 impl Timestamp {
@@ -401,10 +430,18 @@ mod tests {
             "/Date(1735787045123-0500)/",
             "/Date(1735787045123+02)/",
         ] {
-            let millis = parse_microsoft(text).unwrap().unwrap();
-            assert_eq!(Timestamp::from_unix_millis(millis).unwrap(), utc, "{text}");
+            let date = parse_microsoft(text).unwrap().unwrap();
+            assert_eq!(
+                Timestamp::from_unix_millis(date.millis).unwrap(),
+                utc,
+                "{text}"
+            );
+            assert!(!date.is_dotnet_default());
         }
-        let before_1970 = parse_microsoft("/Date(-86400000)/").unwrap().unwrap();
+        let before_1970 = parse_microsoft("/Date(-86400000)/")
+            .unwrap()
+            .unwrap()
+            .millis;
         assert_eq!(
             Timestamp::from_unix_millis(before_1970)
                 .unwrap()
@@ -412,6 +449,27 @@ mod tests {
             "1969-12-31T00:00:00.0000000+00:00"
         );
         assert_eq!(parse_microsoft("2025-01-02T03:04:05Z"), None);
+    }
+
+    #[test]
+    fn the_dotnet_default_is_recognised_in_any_zone() {
+        for text in [
+            "/Date(-62135596800000)/",
+            "/Date(-62135596800000+0100)/",
+            "/Date(-62135578980000-0457)/",
+            "/Date(-62135578800000-05)/",
+        ] {
+            assert!(
+                parse_microsoft(text).unwrap().unwrap().is_dotnet_default(),
+                "{text}"
+            );
+        }
+        for text in ["/Date(-62135578980000)/", "/Date(-62135578980000+0457)/"] {
+            assert!(
+                !parse_microsoft(text).unwrap().unwrap().is_dotnet_default(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
