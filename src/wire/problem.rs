@@ -31,12 +31,7 @@ impl Problem {
     pub fn encode(&self, form: ProblemForm) -> String {
         match form.format {
             Format::Json => self.to_json(),
-            Format::Xml if form.rfc9457 => {
-                self.to_xml("problem xmlns=\"urn:ietf:rfc:7807\"", "problem")
-            }
-            // Web API's `HttpError` reads any child elements of any root, but writes `<Error>`
-            // with `Message` first; clients that parse the XML themselves expect that.
-            Format::Xml => self.to_xml("Error", "Error"),
+            Format::Xml => self.to_xml(!form.rfc9457),
         }
     }
 
@@ -64,8 +59,16 @@ impl Problem {
         out
     }
 
-    /// The members as child elements of `root` (its start tag, then its name).
-    fn to_xml(&self, start: &str, root: &str) -> String {
+    /// The members as child elements: of `<problem>` in RFC 9457's namespace, or, for `web_api`,
+    /// of `<Error>` in no namespace with `Message` first. Web API clients read errors with
+    /// `DataContractSerializer` into `HttpError`, which refuses any other root, and `HttpError`
+    /// writes `Message` first.
+    fn to_xml(&self, web_api: bool) -> String {
+        let (start, root) = if web_api {
+            ("Error", "Error")
+        } else {
+            ("problem xmlns=\"urn:ietf:rfc:7807\"", "problem")
+        };
         let mut out = format!("<{start}>");
         let element = |out: &mut String, name: &str, text: &str| {
             out.push('<');
@@ -76,7 +79,6 @@ impl Problem {
             out.push_str(name);
             out.push('>');
         };
-        let web_api = root == "Error";
         if web_api {
             element(&mut out, "Message", &self.detail);
         }
