@@ -11,10 +11,7 @@ async fn assert_unauthorized(res: &common::Resp, case: &str) {
     assert_eq!(res.status, 401, "{case}: {}", res.text);
     let challenge = res.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Basic"), "{case}: {challenge:?}");
-    assert!(
-        res.content_type().starts_with("application/problem+json"),
-        "{case}"
-    );
+    assert!(res.content_type().starts_with("application/json"), "{case}");
     assert_eq!(res.json()["status"], json!(401), "{case}");
 }
 

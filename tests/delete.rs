@@ -62,7 +62,7 @@ async fn deleting_an_unknown_id_is_a_404_problem() {
     for path in [row_path(&guid()), row_path_slash(&guid())] {
         let res = app.admin().delete(&path).await;
         assert_eq!(res.status, 404, "{}", res.text);
-        assert!(res.content_type().starts_with("application/problem+json"));
+        assert!(res.content_type().starts_with("application/json"));
         assert_eq!(res.json()["status"], json!(404));
     }
     app.stop().await;

@@ -230,7 +230,7 @@ async fn malformed_or_misshapen_json_is_a_400_problem() {
             .await;
         assert_eq!(res.status, 400, "{body:?}: {}", res.text);
         assert!(
-            res.content_type().starts_with("application/problem+json"),
+            res.content_type().starts_with("application/json"),
             "{body:?}"
         );
         let problem = res.json();
@@ -295,12 +295,12 @@ async fn the_seed_xml_sample_as_published_is_refused_with_an_xml_problem() {
     let res = app.admin().post_xml(SAVE, SEED_XML).await;
     assert_eq!(res.status, 400, "{}", res.text);
     assert!(
-        res.content_type().starts_with("application/problem+xml"),
+        res.content_type().starts_with("application/xml"),
         "{}",
         res.content_type()
     );
     let problem = parse_xml(&res.text);
-    assert_eq!(problem.name, "problem");
+    assert_eq!(problem.name, "Error");
     assert_eq!(problem.text_of("status"), "400");
     assert_eq!(problem.text_of("detail"), problem.text_of("Message"));
     assert!(!problem.text_of("type").is_empty());
@@ -495,7 +495,7 @@ async fn an_xml_document_with_a_doctype_is_refused() {
     for body in [harmless, xxe, laughs] {
         let res = app.admin().post_xml(SAVE, &body).await;
         assert_eq!(res.status, 400, "{body}: {}", res.text);
-        assert!(res.content_type().starts_with("application/problem+xml"));
+        assert!(res.content_type().starts_with("application/xml"));
         assert!(!res.text.contains("root:"), "{}", res.text);
         assert!(res.text.contains("DOCTYPE"), "{}", res.text);
     }
@@ -520,7 +520,7 @@ async fn malformed_or_misshapen_xml_is_a_400_problem() {
         let res = app.admin().post_xml(SAVE, &body).await;
         assert_eq!(res.status, 400, "{body:?}: {}", res.text);
         let problem = parse_xml(&res.text);
-        assert_eq!(problem.name, "problem", "{body:?}");
+        assert_eq!(problem.name, "Error", "{body:?}");
         assert_eq!(problem.text_of("status"), "400");
     }
     app.stop().await;
@@ -603,7 +603,7 @@ async fn other_content_types_are_a_415_problem() {
             .post_raw(SAVE, Some(content_type), None, new_row().to_string())
             .await;
         assert_eq!(res.status, 415, "{content_type}: {}", res.text);
-        assert!(res.content_type().starts_with("application/problem+json"));
+        assert!(res.content_type().starts_with("application/json"));
         assert_eq!(res.json()["status"], json!(415));
     }
     // In the format the client asked for.
@@ -701,7 +701,7 @@ async fn the_format_option_overrides_accept_and_a_bad_one_is_a_400() {
     for bad in ["csv", "", "atom"] {
         let res = app.admin().get(&format!("{path}?$format={bad}")).await;
         assert_eq!(res.status, 400, "{bad}: {}", res.text);
-        assert!(res.content_type().starts_with("application/problem+json"));
+        assert!(res.content_type().starts_with("application/json"));
     }
     app.stop().await;
 }
@@ -712,7 +712,7 @@ async fn problems_carry_type_title_status_detail_and_message_in_the_negotiated_f
     let missing = row_path(&guid());
     let res = app.admin().get(&missing).await;
     assert_eq!(res.status, 404);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     let problem = res.json();
     for member in ["type", "title", "detail", "Message"] {
         assert!(!s(&problem, member).is_empty(), "{member}: {problem}");
@@ -724,11 +724,11 @@ async fn problems_carry_type_title_status_detail_and_message_in_the_negotiated_f
         let res = app.admin().get_accept(&missing, accept).await;
         assert_eq!(res.status, 404);
         assert!(
-            res.content_type().starts_with("application/problem+xml"),
+            res.content_type().starts_with("application/xml"),
             "{accept}"
         );
         let problem = parse_xml(&res.text);
-        assert_eq!(problem.name, "problem");
+        assert_eq!(problem.name, "Error");
         assert_eq!(problem.text_of("status"), "404");
         assert_eq!(problem.text_of("detail"), problem.text_of("Message"));
         assert!(!problem.text_of("type").is_empty());

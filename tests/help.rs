@@ -297,7 +297,7 @@ async fn an_unknown_page_is_a_404_problem() {
         .get("/Help/Api/GET-api-Nothing-<script>")
         .await;
     assert_eq!(res.status, 404, "{}", res.text);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     assert_eq!(res.json()["status"], 404);
     app.stop().await;
 }

@@ -195,9 +195,16 @@ async fn bodies_and_responses_come_in_json_and_xml_and_errors_as_problems() {
         for (status, response) in op["responses"].as_object().unwrap() {
             let status: u16 = status.parse().unwrap();
             if status >= 400 {
-                for m in ["application/problem+json", "application/problem+xml"] {
+                // SPEC §4.4: RFC 9457 types when asked for, Web API's otherwise.
+                for (m, schema) in [
+                    ("application/json", "problem"),
+                    ("application/problem+json", "problem"),
+                    ("application/xml", "Error"),
+                    ("application/problem+xml", "problem"),
+                ] {
                     assert_eq!(
-                        response["content"][m]["schema"]["$ref"], "#/components/schemas/problem",
+                        response["content"][m]["schema"]["$ref"],
+                        format!("#/components/schemas/{schema}"),
                         "{method} {path} {status}"
                     );
                 }
@@ -230,6 +237,15 @@ async fn bodies_and_responses_come_in_json_and_xml_and_errors_as_problems() {
     for member in ["type", "title", "status", "detail", "Message", "errors"] {
         assert!(problem.get(member).is_some(), "problem lacks {member}");
     }
+    let error = &doc["components"]["schemas"]["Error"];
+    assert_eq!(error["xml"]["name"], "Error");
+    assert!(error["xml"].get("namespace").is_none());
+    let members: Vec<&String> = error["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(members[0], "Message");
+    assert_eq!(
+        doc["components"]["schemas"]["problem"]["xml"]["namespace"],
+        "urn:ietf:rfc:7807"
+    );
 }
 
 #[tokio::test]

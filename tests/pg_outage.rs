@@ -144,7 +144,7 @@ fn body(n: u32) -> Value {
 fn assert_unavailable(what: &str, (status, content_type, text): &(u16, String, String)) {
     assert_eq!(*status, 503, "{what} during the outage: {status} {text}");
     assert!(
-        content_type.starts_with("application/problem+json"),
+        content_type.starts_with("application/json"),
         "{what}: a problem document, not {content_type}"
     );
     let problem: Value = serde_json::from_str(text).unwrap();

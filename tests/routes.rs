@@ -25,7 +25,7 @@ async fn a_row_is_read_at_both_path_forms_and_an_unknown_id_is_a_404() {
     for path in [row_path(&guid()), row_path_slash(&guid())] {
         let res = app.admin().get(&path).await;
         assert_eq!(res.status, 404, "{path}");
-        assert!(res.content_type().starts_with("application/problem+json"));
+        assert!(res.content_type().starts_with("application/json"));
     }
     let res = app.admin().get("/api/JobDispatchLog(12345)").await;
     assert_eq!(res.status, 400, "{}", res.text);
@@ -103,15 +103,12 @@ async fn an_unknown_route_is_a_404_problem() {
     ] {
         let res = app.admin().get(path).await;
         assert_eq!(res.status, 404, "{path}: {}", res.text);
-        assert!(
-            res.content_type().starts_with("application/problem+json"),
-            "{path}"
-        );
+        assert!(res.content_type().starts_with("application/json"), "{path}");
         assert_eq!(res.json()["status"], json!(404));
     }
     let res = app.admin().get_accept("/nothing", "application/xml").await;
     assert_eq!(res.status, 404);
-    assert_eq!(common::parse_xml(&res.text).name, "problem");
+    assert_eq!(common::parse_xml(&res.text).name, "Error");
     app.stop().await;
 }
 
@@ -132,7 +129,7 @@ async fn a_known_route_with_the_wrong_method_is_a_405_problem() {
             .await;
         assert_eq!(res.status, 405, "{method} {path}: {}", res.text);
         assert!(
-            res.content_type().starts_with("application/problem+json"),
+            res.content_type().starts_with("application/json"),
             "{method} {path}"
         );
         assert_eq!(res.json()["status"], json!(405));
@@ -166,7 +163,7 @@ async fn a_save_body_over_1_mib_is_a_413_and_one_of_exactly_1_mib_is_read() {
         )
         .await;
     assert_eq!(res.status, 413, "{}", res.text);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     assert_eq!(res.json()["status"], json!(413));
     // PUT has the same limit.
     let res = app

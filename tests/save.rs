@@ -69,7 +69,7 @@ async fn accepted_and_rejected_together_is_a_400_naming_is_rejected() {
         .post_json("/api/JobDispatchLog/Save", &body)
         .await;
     assert_eq!(res.status, 400);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     assert!(!res.field_errors("is_rejected").is_empty(), "{}", res.text);
     app.stop().await;
 }

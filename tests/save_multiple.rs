@@ -86,7 +86,7 @@ async fn one_invalid_item_refuses_the_whole_list_naming_its_index_and_stores_not
     items[3]["is_rejected"] = json!(true);
     let res = app.admin().post_json(SAVE_MULTIPLE, &json!(items)).await;
     assert_eq!(res.status, 400, "{}", res.text);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     assert!(
         !res.field_errors("[3].is_rejected").is_empty(),
         "{}",
@@ -251,7 +251,7 @@ async fn an_invalid_item_of_an_xml_list_is_named_in_an_xml_problem() {
     let res = app.admin().post_xml(SAVE_MULTIPLE, &body).await;
     assert_eq!(res.status, 400, "{}", res.text);
     let problem = parse_xml(&res.text);
-    assert_eq!(problem.name, "problem");
+    assert_eq!(problem.name, "Error");
     let fields: Vec<String> = problem
         .child("errors")
         .unwrap()

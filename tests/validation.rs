@@ -11,7 +11,7 @@ async fn assert_refused(app: &common::TestApp, mut body: Value, field: &str) {
     body["id"] = json!(id);
     let res = app.admin().post_json(SAVE, &body).await;
     assert_eq!(res.status, 400, "{body}: {}", res.text);
-    assert!(res.content_type().starts_with("application/problem+json"));
+    assert!(res.content_type().starts_with("application/json"));
     assert!(
         !res.field_errors(field).is_empty(),
         "{field} not named for {body}: {}",

@@ -16,11 +16,19 @@ pub const MEDIA_TYPES: [&str; 4] = [
     "text/xml",
 ];
 
-const PROBLEM_MEDIA_TYPES: [&str; 2] = ["application/problem+json", "application/problem+xml"];
+/// Error media types (SPEC §4.4), each with its schema: the RFC 9457 types when the request's
+/// Accept names them, otherwise the plain types ASP.NET Web API clients read.
+const ERROR_MEDIA_TYPES: [(&str, &str); 4] = [
+    ("application/json", PROBLEM_SCHEMA),
+    ("application/problem+json", PROBLEM_SCHEMA),
+    ("application/xml", WEB_API_ERROR_SCHEMA),
+    ("application/problem+xml", PROBLEM_SCHEMA),
+];
 
 pub const ROW_SCHEMA: &str = "job_dispatch_log";
 pub const ROWS_SCHEMA: &str = "ArrayOfjob_dispatch_log";
 pub const PROBLEM_SCHEMA: &str = "problem";
+pub const WEB_API_ERROR_SCHEMA: &str = "Error";
 
 fn schema_ref(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -146,25 +154,55 @@ fn document_schema(doc: &Document) -> Value {
     })
 }
 
+/// The members of every error (SPEC §4.4), `Message` first or after `detail`.
+fn problem_properties(message_first: bool) -> Map<String, Value> {
+    let message = (
+        "Message".to_string(),
+        json!({"type": "string", "description": "Same text as detail"}),
+    );
+    let mut properties = Map::new();
+    if message_first {
+        properties.insert(message.0.clone(), message.1.clone());
+    }
+    properties.insert(
+        "type".into(),
+        json!({"type": "string", "description": "A URI naming the kind of problem"}),
+    );
+    properties.insert("title".into(), json!({"type": "string"}));
+    properties.insert("status".into(), json!({"type": "integer"}));
+    properties.insert("detail".into(), json!({"type": "string"}));
+    if !message_first {
+        properties.insert(message.0, message.1);
+    }
+    properties.insert(
+        "errors".into(),
+        json!({
+            "type": "object",
+            "description": "Validation errors: field name (or [index].field) to messages. In XML: <error field=\"…\"> elements, each holding <message> elements.",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+        }),
+    );
+    properties.insert("current".into(), schema_ref(ROW_SCHEMA));
+    properties
+}
+
 fn problem_schema() -> Value {
     json!({
         "type": "object",
-        "description": "RFC 9457 problem details. Message repeats detail for ASP.NET Web API clients.",
-        "properties": {
-            "type": {"type": "string", "description": "A URI naming the kind of problem"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "Message": {"type": "string", "description": "Same text as detail"},
-            "errors": {
-                "type": "object",
-                "description": "Validation errors: field name (or [index].field) to messages",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-            "current": schema_ref(ROW_SCHEMA),
-        },
-        "required": ["type", "title", "status", "detail"],
-        "xml": {"name": "problem"},
+        "description": "RFC 9457 problem details (application/problem+json, or application/problem+xml with root <problem>), sent when the request's Accept names that media type; application/json carries the same object. Message repeats detail for ASP.NET Web API clients.",
+        "properties": problem_properties(false),
+        "required": ["type", "title", "status", "detail", "Message"],
+        "xml": {"name": "problem", "namespace": "urn:ietf:rfc:7807"},
+    })
+}
+
+fn web_api_error_schema() -> Value {
+    json!({
+        "type": "object",
+        "description": "An error in XML for clients that did not name application/problem+xml: root <Error> in no namespace, one child element per member, Message first, as ASP.NET Web API's HttpError writes it.",
+        "properties": problem_properties(true),
+        "required": ["Message", "type", "title", "status", "detail"],
+        "xml": {"name": WEB_API_ERROR_SCHEMA},
     })
 }
 
@@ -192,6 +230,7 @@ fn schemas() -> Map<String, Value> {
         schemas.insert(doc.name.into(), document_schema(doc));
     }
     schemas.insert(PROBLEM_SCHEMA.into(), problem_schema());
+    schemas.insert(WEB_API_ERROR_SCHEMA.into(), web_api_error_schema());
     schemas
 }
 
@@ -306,7 +345,12 @@ fn responses(e: &Endpoint) -> Value {
     for status in e.errors {
         let mut response = json!({
             "description": error_meaning(*status),
-            "content": content(&PROBLEM_MEDIA_TYPES, &schema_ref(PROBLEM_SCHEMA)),
+            "content": ERROR_MEDIA_TYPES
+                .iter()
+                .map(|(media_type, schema)| {
+                    (media_type.to_string(), json!({"schema": schema_ref(schema)}))
+                })
+                .collect::<Map<String, Value>>(),
         });
         if *status == 401 {
             response["headers"] = json!({
@@ -357,7 +401,7 @@ pub fn document() -> Value {
         "info": {
             "title": "dispatchlog",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The job_dispatch_log resource of a field-service platform: who was dispatched where, synced exactly. Every resource endpoint speaks JSON and XML (Content-Type and Accept, or $format); errors are RFC 9457 problem details.",
+            "description": "The job_dispatch_log resource of a field-service platform: who was dispatched where, synced exactly. Every resource endpoint speaks JSON and XML (Content-Type and Accept, or $format); errors carry RFC 9457 problem details members, as application/problem+json or application/problem+xml when Accept names those types, otherwise as application/json or application/xml (root <Error>, as ASP.NET Web API's HttpError).",
         },
         "tags": [
             {"name": "JobDispatchLog", "description": "Dispatches of jobs to technicians"},

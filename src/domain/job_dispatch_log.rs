@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use super::fields::Field;
-use super::timestamp::{DateError, Timestamp};
+use super::timestamp::{parse_microsoft, DateError, Timestamp};
 
 /// Longest accepted `rejected_reason`, in characters.
 pub const MAX_REJECTED_REASON_CHARS: usize = 4000;
@@ -338,9 +338,11 @@ impl Reader<'_> {
     }
 
     pub(crate) fn date(&mut self, field: Field) -> Option<Timestamp> {
+        // Older .NET JSON serializers write `\/Date(ms)\/`; XML clients never do.
+        let json = matches!(self.raw.get(field), Some(RawValue::Json(_)));
         match self.text_of(field)? {
             Err(()) => self.fail(field, "must be a date-time string"),
-            Ok(t) => match parse_client_date(&t) {
+            Ok(t) => match parse_client_date(&t, json) {
                 Ok(ts) => ts,
                 Err(e) => self.fail(field, e.to_string()),
             },
@@ -389,9 +391,19 @@ impl Reader<'_> {
     }
 }
 
-/// A client date-time; `0001-01-01T00:00:00` (.NET's default `DateTime`) means "not given".
-fn parse_client_date(text: &str) -> Result<Option<Timestamp>, DateError> {
+/// A client date-time; `0001-01-01T00:00:00` (.NET's default `DateTime`, in either of its JSON
+/// forms) means "not given". `json` admits the Microsoft form (SPEC §4.2).
+fn parse_client_date(text: &str, json: bool) -> Result<Option<Timestamp>, DateError> {
     let trimmed = text.trim();
+    if json {
+        if let Some(date) = parse_microsoft(trimmed) {
+            let date = date?;
+            if date.is_dotnet_default() {
+                return Ok(None);
+            }
+            return Timestamp::from_unix_millis(date.millis).map(Some);
+        }
+    }
     if let Some(rest) = trimmed.strip_prefix("0001-01-01") {
         let rest = rest.trim_start_matches(['T', ' ']);
         let zero_time = rest
@@ -556,6 +568,10 @@ mod tests {
             draft(json!({"jobs_id": JOB, "user_id": TECH, "date_create": "0001-01-01T00:00:00"}))
                 .unwrap();
         assert_eq!(d.date_create, None);
+        let d = draft(json!({"jobs_id": JOB, "user_id": TECH,
+            "date_create": "/Date(-62135596800000)/", "date_proceeded": "/Date(-62135596800000+0100)/"}))
+        .unwrap();
+        assert_eq!((d.date_create, d.date_proceeded), (None, None));
     }
 
     #[test]

@@ -17,9 +17,15 @@ pub struct Timestamp(i64);
 pub enum DateError {
     #[error("is not an ISO 8601 date-time (expected e.g. 2026-01-11T21:02:31.7932294+00:00)")]
     Syntax,
+    #[error("is not a Microsoft JSON date (expected e.g. \\/Date(1735787045123)\\/ or \\/Date(1735787045123+0200)\\/)")]
+    MicrosoftSyntax,
     #[error("is outside the accepted range (years 1753 to 9999)")]
     OutOfRange,
 }
+
+/// Milliseconds since 1970 of .NET's default `DateTime` (0001-01-01T00:00:00), as
+/// `DataContractJsonSerializer` and `JavaScriptSerializer` write an unset date.
+pub const DOTNET_DEFAULT_MILLIS: i64 = -62_135_596_800_000;
 
 impl Timestamp {
     /// 1753-01-01T00:00:00Z, the earliest accepted instant.
@@ -182,6 +188,93 @@ impl Timestamp {
     }
 }
 
+/// A Microsoft JSON date as sent: milliseconds since 1970 UTC, and the sender's offset in
+/// minutes when it wrote one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MicrosoftDate {
+    pub millis: i64,
+    pub offset_minutes: Option<i32>,
+}
+
+impl MicrosoftDate {
+    /// Whether the sender's `DateTime` was .NET's default (0001-01-01T00:00:00), which means "not
+    /// given". `DataContractJsonSerializer` writes a local default as the instant whose local time
+    /// is midnight of year 1 in the sender's zone (`/Date(-62135578980000-0457)/` in New York),
+    /// or as the default itself with the offset when that instant would fall before year 1.
+    pub fn is_dotnet_default(self) -> bool {
+        let local = self
+            .millis
+            .checked_add(i64::from(self.offset_minutes.unwrap_or(0)) * 60_000);
+        self.millis == DOTNET_DEFAULT_MILLIS || local == Some(DOTNET_DEFAULT_MILLIS)
+    }
+}
+
+/// A Microsoft JSON date, `/Date(1735787045123)/` or `/Date(1735787045123+0200)/` (what JSON
+/// text writes as `"\\/Date(…)\\/"`), as older .NET clients send it. The number is milliseconds
+/// since 1970 UTC and may be negative; the offset only tells the sender's zone and does not move
+/// the instant (Json.NET, the original's reader, reads it that way). `None` when the text is not
+/// in that form at all; `Some(Err)` when it starts like one but is malformed.
+pub fn parse_microsoft(text: &str) -> Option<Result<MicrosoftDate, DateError>> {
+    let inner = text.strip_prefix("/Date(")?;
+    let Some(inner) = inner.strip_suffix(")/") else {
+        return Some(Err(DateError::MicrosoftSyntax));
+    };
+    Some(microsoft_date(inner).ok_or(DateError::MicrosoftSyntax))
+}
+
+/// `-?DIGITS` optionally followed by `[+-]HH` or `[+-]HHMM`.
+fn microsoft_date(inner: &str) -> Option<MicrosoftDate> {
+    let (negative, body) = match inner.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, inner),
+    };
+    let digits_end = body
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(body.len());
+    let (digits, zone) = body.split_at(digits_end);
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut offset_minutes = None;
+    if !zone.is_empty() {
+        let west = zone.starts_with('-');
+        let zone = zone.strip_prefix(['+', '-'])?;
+        if !(zone.len() == 2 || zone.len() == 4) || !zone.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let hours: i32 = zone[..2].parse().ok()?;
+        let minutes: i32 = if zone.len() == 4 {
+            zone[2..].parse().ok()?
+        } else {
+            0
+        };
+        if hours > 23 || minutes > 59 {
+            return None;
+        }
+        let total = hours * 60 + minutes;
+        offset_minutes = Some(if west { -total } else { total });
+    }
+    let millis: i64 = digits.parse().ok()?;
+    Some(MicrosoftDate {
+        millis: if negative { -millis } else { millis },
+        offset_minutes,
+    })
+}
+
+impl Timestamp {
+    /// The instant `millis` milliseconds after 1970-01-01T00:00:00Z, within the accepted range.
+    pub fn from_unix_millis(millis: i64) -> Result<Self, DateError> {
+        let ticks = millis
+            .checked_mul(TICKS_PER_SECOND / 1000)
+            .ok_or(DateError::OutOfRange)?;
+        let ts = Timestamp(ticks);
+        if ts < Timestamp::MIN || ts > Timestamp::MAX {
+            return Err(DateError::OutOfRange);
+        }
+        Ok(ts)
+    }
+}
+
 /// Writes `value` as exactly `out.len()` decimal digits (zero-padded).
 fn put_digits(out: &mut [u8], mut value: u64) {
     // Two digits per division: feeds write three dates per row.
@@ -326,6 +419,99 @@ mod tests {
             "9999-12-31T23:59:59.9999999+00:00"
         );
         assert_eq!(Timestamp::MAX.to_xml_string(), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn microsoft_dates_are_milliseconds_since_1970_whatever_the_offset() {
+        let utc = Timestamp::parse("2025-01-02T03:04:05.123Z").unwrap();
+        for text in [
+            "/Date(1735787045123)/",
+            "/Date(1735787045123+0200)/",
+            "/Date(1735787045123-0500)/",
+            "/Date(1735787045123+02)/",
+        ] {
+            let date = parse_microsoft(text).unwrap().unwrap();
+            assert_eq!(
+                Timestamp::from_unix_millis(date.millis).unwrap(),
+                utc,
+                "{text}"
+            );
+            assert!(!date.is_dotnet_default());
+        }
+        let before_1970 = parse_microsoft("/Date(-86400000)/")
+            .unwrap()
+            .unwrap()
+            .millis;
+        assert_eq!(
+            Timestamp::from_unix_millis(before_1970)
+                .unwrap()
+                .to_json_string(),
+            "1969-12-31T00:00:00.0000000+00:00"
+        );
+        assert_eq!(parse_microsoft("2025-01-02T03:04:05Z"), None);
+    }
+
+    #[test]
+    fn the_dotnet_default_is_recognised_in_any_zone() {
+        for text in [
+            "/Date(-62135596800000)/",
+            "/Date(-62135596800000+0100)/",
+            "/Date(-62135578980000-0457)/",
+            "/Date(-62135578800000-05)/",
+        ] {
+            assert!(
+                parse_microsoft(text).unwrap().unwrap().is_dotnet_default(),
+                "{text}"
+            );
+        }
+        for text in ["/Date(-62135578980000)/", "/Date(-62135578980000+0457)/"] {
+            assert!(
+                !parse_microsoft(text).unwrap().unwrap().is_dotnet_default(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn microsoft_dates_keep_the_range_and_refuse_malformed_forms() {
+        assert_eq!(
+            Timestamp::from_unix_millis(DOTNET_DEFAULT_MILLIS),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(253_402_300_800_000),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(i64::MAX),
+            Err(DateError::OutOfRange)
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(-6_847_804_800_000),
+            Ok(Timestamp::MIN)
+        );
+        for bad in [
+            "/Date()/",
+            "/Date(abc)/",
+            "/Date(123",
+            "/Date(123)",
+            "/Date(123)/x",
+            "/Date(1.5)/",
+            "/Date(123+2)/",
+            "/Date(123+020)/",
+            "/Date(123+2500)/",
+            "/Date(123+0260)/",
+            "/Date(123 +0200)/",
+            "/Date(--1)/",
+            "/Date(+1)/",
+            "/Date(1234567890123456789012)/",
+        ] {
+            assert_eq!(
+                parse_microsoft(bad),
+                Some(Err(DateError::MicrosoftSyntax)),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -334,7 +334,7 @@ fn endpoint_page(e: &Endpoint) -> String {
     }
     b.push_str("</tbody></table></div>\n");
     if e.errors.iter().any(|s| *s >= 400) {
-        b.push_str("<p>Errors are RFC 9457 problem details (<code>application/problem+json</code> or <code>application/problem+xml</code>) with <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code>, <code>Message</code> and, for validation errors, <code>errors</code> by field.</p>\n");
+        b.push_str("<p>Errors carry the members of RFC 9457 problem details: <code>type</code>, <code>title</code>, <code>status</code>, <code>detail</code>, <code>Message</code> (same text as <code>detail</code>) and, for validation errors, <code>errors</code> by field. In JSON they come as <code>application/json</code>, or as <code>application/problem+json</code> when the request's <code>Accept</code> names it. In XML they come as <code>application/xml</code> with root <code>&lt;Error&gt;</code> and <code>&lt;Message&gt;</code> first, which ASP.NET Web API's <code>ReadAsAsync&lt;HttpError&gt;()</code> reads, or as <code>application/problem+xml</code> with root <code>&lt;problem&gt;</code> when <code>Accept</code> names it.</p>\n");
     }
     layout(e.summary, &b)
 }

@@ -35,7 +35,7 @@ use tracing::Span;
 use crate::auth::Authenticator;
 use crate::error::{ApiError, PendingProblem};
 use crate::store::Store;
-use crate::wire::{self, DecodeError, Negotiated};
+use crate::wire::{self, DecodeError};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -146,10 +146,10 @@ pub fn decode_failed(e: DecodeError) -> ApiError {
     }
 }
 
-/// Renders the problem an error response carries (and axum's bare 405s) in the format the
-/// request negotiated.
+/// Renders the problem an error response carries (and axum's bare 405s) in the form the request
+/// negotiated (see [`wire::ProblemForm`]).
 async fn render_problems(req: Request, next: Next) -> Response {
-    let neg = wire::negotiate(req.headers(), req.uri().query()).unwrap_or(Negotiated::JSON);
+    let form = wire::negotiate_problem(req.headers(), req.uri().query());
     let mut res = next.run(req).await;
     let problem = match res.extensions_mut().remove::<PendingProblem>() {
         Some(PendingProblem(p)) => p,
@@ -163,10 +163,10 @@ async fn render_problems(req: Request, next: Next) -> Response {
     let (mut parts, _) = res.into_parts();
     parts.headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(neg.problem_content_type()),
+        HeaderValue::from_static(form.content_type()),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(problem.encode(neg.format)))
+    Response::from_parts(parts, Body::from(problem.encode(form)))
 }
 
 /// The original's routes are case-insensitive (ASP.NET); clients send
@@ -239,7 +239,67 @@ pub fn canonicalize_request(mut req: Request<Body>) -> Request<Body> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_path;
+    use super::*;
+
+    /// 500 and 503 cannot be provoked from outside on demand; the middleware that writes every
+    /// error is exercised here with handlers that fail that way.
+    #[tokio::test]
+    async fn unexpected_and_unavailable_errors_take_the_form_accept_asks_for() {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        // A fallback rather than routes: tests/openapi.rs reads this file's routes.
+        let app = Router::new()
+            .fallback(|req: Request| async move {
+                match req.uri().path() {
+                    "/internal" => ApiError::Internal(anyhow::anyhow!("SELECT secret")),
+                    _ => ApiError::Unavailable(anyhow::anyhow!("connection refused")),
+                }
+            })
+            .layer(middleware::from_fn(render_problems));
+        for (path, status) in [("/internal", 500), ("/unavailable", 503)] {
+            for (accept, content_type, start) in [
+                (None, "application/json", "{\"type\""),
+                (
+                    Some("application/problem+json"),
+                    "application/problem+json",
+                    "{\"type\"",
+                ),
+                (
+                    Some("application/xml"),
+                    "application/xml",
+                    "<Error><Message>",
+                ),
+                (
+                    Some("application/problem+xml"),
+                    "application/problem+xml",
+                    "<problem xmlns=\"urn:ietf:rfc:7807\"><type>",
+                ),
+            ] {
+                let mut req = Request::builder().uri(path);
+                if let Some(a) = accept {
+                    req = req.header(header::ACCEPT, a);
+                }
+                let res = app
+                    .clone()
+                    .oneshot(req.body(Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status().as_u16(), status);
+                let ct = res.headers()[header::CONTENT_TYPE].to_str().unwrap();
+                assert!(ct.starts_with(content_type), "{path} {accept:?}: {ct}");
+                let body = res.into_body().collect().await.unwrap().to_bytes();
+                let text = String::from_utf8(body.to_vec()).unwrap();
+                assert!(text.starts_with(start), "{path} {accept:?}: {text}");
+                assert!(text.contains(&status.to_string()), "{text}");
+                // Internal causes are logged, never sent.
+                assert!(
+                    !text.contains("secret") && !text.contains("refused"),
+                    "{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn routes_match_without_regard_to_case() {

@@ -841,7 +841,9 @@ fn typed(field: Field, lit: Literal, pos: usize) -> Result<Value, QueryError> {
                     format!("the date-time '{s}' {}", DateError::OutOfRange),
                 ))
             }
-            Err(DateError::Syntax) => return Err(mismatch(field, &Literal::Str(s), pos)),
+            Err(DateError::Syntax | DateError::MicrosoftSyntax) => {
+                return Err(mismatch(field, &Literal::Str(s), pos))
+            }
         },
         (FieldType::Bool, Literal::Bool(b)) => Value::Bool(b),
         (FieldType::String, Literal::Str(s)) => Value::Text(s),

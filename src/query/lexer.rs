@@ -190,7 +190,7 @@ fn bare_literal(word: &str, pos: usize) -> Result<Tok, QueryError> {
             pos,
             format!("the date-time {word} {}", DateError::OutOfRange),
         )),
-        Err(DateError::Syntax) => Err(QueryError::filter(
+        Err(DateError::Syntax | DateError::MicrosoftSyntax) => Err(QueryError::filter(
             pos,
             format!(
                 "'{word}' is not a value: expected an integer, a GUID \

@@ -45,13 +45,6 @@ impl Negotiated {
             _ => "application/json; charset=utf-8",
         }
     }
-
-    pub fn problem_content_type(self) -> &'static str {
-        match self.format {
-            Format::Json => "application/problem+json; charset=utf-8",
-            Format::Xml => "application/problem+xml; charset=utf-8",
-        }
-    }
 }
 
 const MEDIA_TYPES: [(&str, Format); 4] = [
@@ -86,11 +79,25 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated,
         };
     }
     let mut best: Option<(f32, Negotiated)> = None;
-    for accept in headers.get_all(http::header::ACCEPT) {
-        let Ok(accept) = accept.to_str() else {
-            continue;
-        };
-        for range in accept.split(',') {
+    for (essence, q) in accept_ranges(headers) {
+        if let Some((media_type, format)) = known_media_type(essence) {
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, Negotiated { format, media_type }));
+            }
+        }
+    }
+    Ok(best.map(|(_, n)| n).unwrap_or(Negotiated::JSON))
+}
+
+/// Every media range of the `Accept` headers with its q-value, ranges refused with `q=0` left
+/// out.
+fn accept_ranges(headers: &HeaderMap) -> impl Iterator<Item = (&str, f32)> {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|accept| accept.split(','))
+        .filter_map(|range| {
             let mut parts = range.split(';');
             let essence = parts.next().unwrap_or("").trim();
             let mut q = 1.0f32;
@@ -101,17 +108,81 @@ pub fn negotiate(headers: &HeaderMap, query: Option<&str>) -> Result<Negotiated,
                     }
                 }
             }
-            if q <= 0.0 {
-                continue;
-            }
-            if let Some((media_type, format)) = known_media_type(essence) {
-                if best.is_none_or(|(bq, _)| q > bq) {
-                    best = Some((q, Negotiated { format, media_type }));
-                }
-            }
+            (q > 0.0).then_some((essence, q))
+        })
+}
+
+/// How an error response is written (SPEC §4.4).
+///
+/// Clients of the original read errors with ASP.NET Web API's formatters
+/// (`ReadAsAsync<HttpError>`), which know `application/json` and `application/xml` but not the
+/// RFC 9457 media types, and its XML reader expects the root `<Error>`. So the RFC 9457 form is
+/// sent only to a client whose `Accept` names it; every other client gets the same members under
+/// the media types (and, in XML, the root) that Web API writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProblemForm {
+    pub format: Format,
+    /// `application/problem+json` / `application/problem+xml` with root `<problem>`.
+    pub rfc9457: bool,
+}
+
+impl ProblemForm {
+    pub fn content_type(self) -> &'static str {
+        match (self.format, self.rfc9457) {
+            (Format::Json, true) => "application/problem+json; charset=utf-8",
+            (Format::Json, false) => "application/json; charset=utf-8",
+            (Format::Xml, true) => "application/problem+xml; charset=utf-8",
+            (Format::Xml, false) => "application/xml; charset=utf-8",
         }
     }
-    Ok(best.map(|(_, n)| n).unwrap_or(Negotiated::JSON))
+}
+
+const PROBLEM_MEDIA_TYPES: [(&str, Format); 2] = [
+    ("application/problem+json", Format::Json),
+    ("application/problem+xml", Format::Xml),
+];
+
+/// Chooses the form of an error: the format as for any response (`$format`, then `Accept`,
+/// where the problem media types also count as asking for their format; JSON by default, and
+/// for a bad `$format`), and the RFC 9457 media type when `Accept` names the one of that format
+/// at least as strongly as that format's plain types.
+pub fn negotiate_problem(headers: &HeaderMap, query: Option<&str>) -> ProblemForm {
+    let forced = match negotiate(&HeaderMap::new(), query) {
+        Ok(n) if query_value(query, "$format").is_some() => Some(n.format),
+        Ok(_) => None,
+        Err(_) => Some(Format::Json),
+    };
+    // Per format: the best q of its plain types and of its problem type.
+    let mut plain = [0.0f32; 2];
+    let mut problem = [0.0f32; 2];
+    let mut best: Option<(f32, Format)> = None;
+    let slot = |f: Format| match f {
+        Format::Json => 0,
+        Format::Xml => 1,
+    };
+    for (essence, q) in accept_ranges(headers) {
+        let (format, rfc9457) = if let Some((_, f)) = known_media_type(essence) {
+            (f, false)
+        } else if let Some((_, f)) = PROBLEM_MEDIA_TYPES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(essence))
+        {
+            (*f, true)
+        } else {
+            continue;
+        };
+        let table = if rfc9457 { &mut problem } else { &mut plain };
+        table[slot(format)] = table[slot(format)].max(q);
+        if best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, format));
+        }
+    }
+    let format = forced.unwrap_or(best.map_or(Format::Json, |(_, f)| f));
+    let i = slot(format);
+    ProblemForm {
+        format,
+        rfc9457: problem[i] > 0.0 && problem[i] >= plain[i],
+    }
 }
 
 /// A query parameter whose value is not valid percent-encoded UTF-8.
@@ -262,6 +333,61 @@ mod tests {
         assert_eq!(n, Negotiated::JSON);
         let n = negotiate(&accept("image/png"), None).unwrap();
         assert_eq!(n, Negotiated::JSON);
+    }
+
+    #[test]
+    fn errors_use_the_rfc_9457_media_types_only_when_accept_names_them() {
+        let form = |a: &str, q: Option<&str>| {
+            let h = if a.is_empty() {
+                HeaderMap::new()
+            } else {
+                accept(a)
+            };
+            let f = negotiate_problem(&h, q);
+            (f.format, f.rfc9457)
+        };
+        assert_eq!(form("", None), (Format::Json, false));
+        assert_eq!(form("*/*", None), (Format::Json, false));
+        assert_eq!(form("application/json", None), (Format::Json, false));
+        assert_eq!(form("text/json", None), (Format::Json, false));
+        assert_eq!(form("application/xml", None), (Format::Xml, false));
+        assert_eq!(form("text/xml", None), (Format::Xml, false));
+        assert_eq!(form("application/problem+json", None), (Format::Json, true));
+        assert_eq!(form("application/problem+xml", None), (Format::Xml, true));
+        assert_eq!(
+            form("application/json, application/problem+json", None),
+            (Format::Json, true)
+        );
+        assert_eq!(
+            form("application/xml, application/problem+xml", None),
+            (Format::Xml, true)
+        );
+        // Named, but less wanted than the plain type, or refused.
+        assert_eq!(
+            form("application/json, application/problem+json;q=0.5", None),
+            (Format::Json, false)
+        );
+        assert_eq!(
+            form("application/xml, application/problem+xml;q=0", None),
+            (Format::Xml, false)
+        );
+        // The problem type of the other format does not count.
+        assert_eq!(
+            form("application/xml, application/problem+json;q=0.5", None),
+            (Format::Xml, false)
+        );
+        assert_eq!(
+            form("application/problem+xml", Some("$format=json")),
+            (Format::Json, false)
+        );
+        assert_eq!(
+            form("application/problem+xml", Some("$format=xml")),
+            (Format::Xml, true)
+        );
+        assert_eq!(
+            form("application/xml", Some("$format=bogus")),
+            (Format::Json, false)
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! RFC 9457 problem details, in JSON or XML.
+//! Error bodies: RFC 9457 problem details, in JSON or XML, and the same members in the form
+//! ASP.NET Web API's `HttpError` takes (SPEC §4.4, [`super::ProblemForm`]).
 //!
 //! `Message` repeats `detail` because clients written for ASP.NET Web API read that member.
 
 use std::collections::BTreeMap;
 
 use super::xml::{escape_into, write_row};
-use super::Format;
+use super::{Format, ProblemForm};
 use crate::domain::JobDispatchLog;
 
 /// One error, as sent to the client.
@@ -27,10 +28,10 @@ impl Problem {
         format!("urn:dispatchlog:problem:{}", self.kind)
     }
 
-    pub fn encode(&self, format: Format) -> String {
-        match format {
+    pub fn encode(&self, form: ProblemForm) -> String {
+        match form.format {
             Format::Json => self.to_json(),
-            Format::Xml => self.to_xml(),
+            Format::Xml => self.to_xml(!form.rfc9457),
         }
     }
 
@@ -58,8 +59,17 @@ impl Problem {
         out
     }
 
-    fn to_xml(&self) -> String {
-        let mut out = String::from("<problem xmlns=\"urn:ietf:rfc:7807\">");
+    /// The members as child elements: of `<problem>` in RFC 9457's namespace, or, for `web_api`,
+    /// of `<Error>` in no namespace with `Message` first. Web API clients read errors with
+    /// `DataContractSerializer` into `HttpError`, which refuses any other root, and `HttpError`
+    /// writes `Message` first.
+    fn to_xml(&self, web_api: bool) -> String {
+        let (start, root) = if web_api {
+            ("Error", "Error")
+        } else {
+            ("problem xmlns=\"urn:ietf:rfc:7807\"", "problem")
+        };
+        let mut out = format!("<{start}>");
         let element = |out: &mut String, name: &str, text: &str| {
             out.push('<');
             out.push_str(name);
@@ -69,11 +79,16 @@ impl Problem {
             out.push_str(name);
             out.push('>');
         };
+        if web_api {
+            element(&mut out, "Message", &self.detail);
+        }
         element(&mut out, "type", &self.type_uri());
         element(&mut out, "title", self.title);
         element(&mut out, "status", &self.status.to_string());
         element(&mut out, "detail", &self.detail);
-        element(&mut out, "Message", &self.detail);
+        if !web_api {
+            element(&mut out, "Message", &self.detail);
+        }
         if let Some(errors) = &self.errors {
             out.push_str("<errors>");
             for (field, messages) in errors {
@@ -92,7 +107,67 @@ impl Problem {
             write_row(&mut out, row, None, true);
             out.push_str("</current>");
         }
-        out.push_str("</problem>");
+        out.push_str("</");
+        out.push_str(root);
+        out.push('>');
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem() -> Problem {
+        let mut errors = BTreeMap::new();
+        errors.insert("[3].is_rejected".to_string(), vec!["a & b".to_string()]);
+        Problem {
+            status: 400,
+            kind: "validation",
+            title: "Validation failed",
+            detail: "One field <is> wrong.".into(),
+            errors: Some(errors),
+            current: None,
+        }
+    }
+
+    #[test]
+    fn web_api_xml_errors_have_an_error_root_without_namespace_and_message_first() {
+        let xml = problem().encode(ProblemForm {
+            format: Format::Xml,
+            rfc9457: false,
+        });
+        assert_eq!(
+            xml,
+            "<Error><Message>One field &lt;is&gt; wrong.</Message>\
+             <type>urn:dispatchlog:problem:validation</type><title>Validation failed</title>\
+             <status>400</status><detail>One field &lt;is&gt; wrong.</detail>\
+             <errors><error field=\"[3].is_rejected\"><message>a &amp; b</message></error></errors>\
+             </Error>"
+        );
+    }
+
+    #[test]
+    fn rfc_9457_xml_problems_keep_their_namespace_and_order() {
+        let xml = problem().encode(ProblemForm {
+            format: Format::Xml,
+            rfc9457: true,
+        });
+        assert!(
+            xml.starts_with("<problem xmlns=\"urn:ietf:rfc:7807\"><type>"),
+            "{xml}"
+        );
+        assert!(xml.ends_with("</errors></problem>"), "{xml}");
+    }
+
+    #[test]
+    fn json_is_the_same_object_in_either_form() {
+        let [a, b] = [true, false].map(|rfc9457| {
+            problem().encode(ProblemForm {
+                format: Format::Json,
+                rfc9457,
+            })
+        });
+        assert_eq!(a, b);
     }
 }
