@@ -148,7 +148,7 @@ const PROBLEM_MEDIA_TYPES: [(&str, Format); 2] = [
 /// at least as strongly as that format's plain types.
 pub fn negotiate_problem(headers: &HeaderMap, query: Option<&str>) -> ProblemForm {
     let forced = match negotiate(&HeaderMap::new(), query) {
-        Ok(n) if query_value(query, "$format").is_some() => Some(n.format),
+        Ok(n) if matches!(query_value(query, "$format"), Ok(Some(_))) => Some(n.format),
         Ok(_) => None,
         Err(_) => Some(Format::Json),
     };
