@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::ServiceExt as _;
 use tokio::net::TcpListener;
 use tower::Layer as _;
 
 use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
-use crate::store::{self, DatabaseUrl, Store};
+use crate::server::{self, Limits};
+use crate::store::{self, DatabaseUrl, PoolOptions, Store};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -27,6 +27,10 @@ pub struct Settings {
     /// Deleted rows older than this are purged in the background.
     pub retention: Duration,
     pub purge_interval: Duration,
+    /// Client connections: how many, and how long a slow client may take.
+    pub limits: Limits,
+    /// Database read connections.
+    pub pool: PoolOptions,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -39,6 +43,16 @@ impl From<&ServeArgs> for Settings {
             login_recheck: args.login_recheck,
             retention: args.retention,
             purge_interval: args.purge_interval,
+            limits: Limits {
+                max_connections: args.limits.max_connections,
+                header_timeout: args.limits.header_timeout,
+                body_timeout: args.limits.body_timeout,
+                shutdown_timeout: args.limits.shutdown_timeout,
+            },
+            pool: PoolOptions {
+                max_read_connections: args.limits.db_max_connections,
+                acquire_timeout: args.limits.db_acquire_timeout,
+            },
         }
     }
 }
@@ -49,11 +63,12 @@ pub struct Application {
     router: axum::Router,
     retention: Duration,
     purge_interval: Duration,
+    limits: Limits,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store = store::open(&settings.database).await?;
+        let store = store::open_with(&settings.database, &settings.pool).await?;
         match auth::bootstrap(&*store, settings.admin.as_ref()).await? {
             Bootstrap::Generated { password } => eprintln!(
                 "No user existed: created admin@default with password {password} \
@@ -81,6 +96,7 @@ impl Application {
             router,
             retention: settings.retention,
             purge_interval: settings.purge_interval,
+            limits: settings.limits,
         })
     }
 
@@ -101,21 +117,18 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let service = tower::util::MapRequestLayer::new(http::canonicalize_request)
-            .layer(self.router)
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .layer(self.router.into_service());
         tracing::info!(address = %self.listener.local_addr()?, "listening");
         let purger = tokio::spawn(purge_periodically(
             self.store.clone(),
             self.retention,
             self.purge_interval,
         ));
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        server::serve(self.listener, service, self.limits, shutdown).await;
         purger.abort();
         self.store.close().await;
         tracing::info!("stopped");
-        Ok(served?)
+        Ok(())
     }
 }
 

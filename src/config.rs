@@ -126,6 +126,40 @@ pub struct ServeArgs {
         default_value_t = 20
     )]
     pub login_failures_per_minute: u32,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What one instance holds at most, and how long it waits for slow clients and the database.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Client connections open at once; beyond it a new connection is answered 503 and closed.
+    #[arg(long, env = "DISPATCHLOG_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a request's headers, counted from when the connection is
+    /// ready for a request: for a kept-alive connection this is also how long it may stay idle.
+    #[arg(long, env = "DISPATCHLOG_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+
+    /// Time a client has to send a request's whole body (408 after it).
+    #[arg(long, env = "DISPATCHLOG_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_timeout: std::time::Duration,
+
+    /// On SIGTERM, how long requests in flight and open streams may take before the process
+    /// exits anyway.
+    #[arg(long, env = "DISPATCHLOG_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+
+    /// Read connections to the database at most (the writer holds one more).
+    #[arg(long, env = "DISPATCHLOG_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: usize,
+
+    /// How long a request waits for a free database connection before it is answered 503
+    /// with Retry-After.
+    #[arg(long, env = "DISPATCHLOG_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_acquire_timeout: std::time::Duration,
 }
 
 fn parse_login(s: &str) -> Result<Login, String> {

@@ -56,6 +56,13 @@ pub enum ApiError {
     /// 429: too many failed logins from this address.
     #[error("too many failed logins")]
     TooManyRequests { retry_after_secs: u64 },
+    /// 408: the request's body did not arrive within the body timeout.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout(std::time::Duration),
+    /// 503 with `Retry-After`: the instance is at a documented limit (database connections);
+    /// the text says which.
+    #[error("{0}")]
+    Busy(String),
     /// 503: the database does not answer.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -88,7 +95,8 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -151,6 +159,15 @@ impl ApiError {
                 "Too many requests",
                 format!("Too many failed logins from this address; retry in {retry_after_secs} seconds."),
             ),
+            ApiError::RequestTimeout(limit) => simple(
+                "request-timeout",
+                "Request timeout",
+                format!(
+                    "The request body did not arrive within {} seconds; send it without pauses.",
+                    limit.as_secs_f64()
+                ),
+            ),
+            ApiError::Busy(detail) => simple("busy", "Service busy", detail.clone()),
             ApiError::Unavailable(_) => simple(
                 "unavailable",
                 "Service unavailable",
@@ -170,6 +187,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
+            StoreError::Saturated => ApiError::Busy(
+                "Every database connection of this instance is in use; retry in a second.".into(),
+            ),
             StoreError::CursorPurged => ApiError::Gone(
                 "The sync cursor is older than the retention of deleted rows; some deletions are no longer known. Resync from scratch: drop the local copy and call /api/JobDispatchLog/Changes without since.".into(),
             ),
@@ -213,10 +233,18 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Basic realm=\"dispatchlog\", charset=\"UTF-8\""),
             );
         }
-        if let ApiError::TooManyRequests { retry_after_secs } = &self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Busy(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, secs);
+        }
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
             .extensions_mut()

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod query;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod wire;

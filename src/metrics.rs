@@ -89,6 +89,8 @@ pub struct Registry {
     purge_runs_ok: AtomicU64,
     purge_runs_failed: AtomicU64,
     purged_rows: AtomicU64,
+    open_connections: AtomicU64,
+    refused_connections: AtomicU64,
 }
 
 /// The registry of this process.
@@ -101,6 +103,8 @@ pub fn global() -> &'static Registry {
         purge_runs_ok: AtomicU64::new(0),
         purge_runs_failed: AtomicU64::new(0),
         purged_rows: AtomicU64::new(0),
+        open_connections: AtomicU64::new(0),
+        refused_connections: AtomicU64::new(0),
     })
 }
 
@@ -146,6 +150,20 @@ impl Registry {
                 self.purge_runs_failed.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// A client connection opened (true) or ended (false).
+    pub fn record_connection(&self, opened: bool) {
+        if opened {
+            self.open_connections.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection refused because the instance had its maximum open.
+    pub fn record_refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -207,6 +225,20 @@ impl Registry {
             "dispatchlog_purged_rows_total {}",
             self.purged_rows.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP dispatchlog_http_connections Client connections open now.\n");
+        out.push_str("# TYPE dispatchlog_http_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "dispatchlog_http_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP dispatchlog_http_connections_refused_total Connections answered 503 and closed because the maximum was open.\n");
+        out.push_str("# TYPE dispatchlog_http_connections_refused_total counter\n");
+        let _ = writeln!(
+            out,
+            "dispatchlog_http_connections_refused_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
+        );
         out
     }
 }
@@ -237,6 +269,9 @@ pub fn render_store(out: &mut String, stats: &crate::store::StoreStats) {
             label(domain)
         );
     }
+    out.push_str("# HELP dispatchlog_pool_open_readers Read connections open, idle or in use.\n");
+    out.push_str("# TYPE dispatchlog_pool_open_readers gauge\n");
+    let _ = writeln!(out, "dispatchlog_pool_open_readers {}", stats.open_readers);
     out.push_str("# HELP dispatchlog_pool_idle_readers Read connections open and idle.\n");
     out.push_str("# TYPE dispatchlog_pool_idle_readers gauge\n");
     let _ = writeln!(out, "dispatchlog_pool_idle_readers {}", stats.idle_readers);

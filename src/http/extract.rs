@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::server::BodyTimeout;
 use crate::wire::{self, Format, Negotiated};
 
 /// The authenticated caller.
@@ -76,8 +78,15 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for WireBody<LIMIT> {
         }
         let format =
             wire::body_format(req.headers()).map_err(|e| ApiError::UnsupportedMediaType(e.0))?;
-        let bytes = axum::body::to_bytes(req.into_body(), LIMIT)
+        // A client that sends its body slowly, or stops, holds a connection and a task: it has
+        // the body timeout to finish.
+        let timeout = req
+            .extensions()
+            .get::<BodyTimeout>()
+            .map_or(Duration::from_secs(30), |t| t.0);
+        let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(req.into_body(), LIMIT))
             .await
+            .map_err(|_| ApiError::RequestTimeout(timeout))?
             .map_err(|e| {
                 let too_large = std::error::Error::source(&e)
                     .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

@@ -34,6 +34,10 @@ pub enum StoreError {
         index: Option<usize>,
         refusal: Refusal,
     },
+    /// Every database connection the instance may open is in use, and none came free within
+    /// the acquire timeout: 503 with `Retry-After`.
+    #[error("every database connection is in use")]
+    Saturated,
     /// The client's sync position is older than the purge horizon.
     #[error("the cursor is older than the purge horizon")]
     CursorPurged,
@@ -85,6 +89,8 @@ pub struct StoreStats {
     pub tenants: Vec<(String, u64, u64)>,
     /// Read connections open and idle.
     pub idle_readers: usize,
+    /// Read connections open, idle or in use.
+    pub open_readers: usize,
     /// Write jobs waiting for the writer.
     pub writer_queue: usize,
 }
@@ -279,9 +285,32 @@ impl std::str::FromStr for DatabaseUrl {
 
 /// Opens (creating and migrating when needed) the database behind `url`.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
+    open_with(url, &PoolOptions::default()).await
+}
+
+/// How many read connections an instance may hold, and how long a read waits for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolOptions {
+    /// Read connections open at most (the writer holds one more).
+    pub max_read_connections: usize,
+    /// How long a read waits for a connection before it is answered 503.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_read_connections: 16,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the store with these pool settings.
+pub async fn open_with(url: &DatabaseUrl, pool: &PoolOptions) -> anyhow::Result<Arc<dyn Store>> {
     match url {
-        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::open_file(path)?)),
+        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::open_file(path, pool)?)),
         DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::open_memory()?)),
-        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(url).await?)),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(url, pool).await?)),
     }
 }

@@ -19,16 +19,13 @@ use super::sql::conn::Conn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
-use super::StoreError;
+use super::{PoolOptions, StoreError};
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_write_path.sql")),
 ];
-
-/// Idle read connections kept open per instance.
-const MAX_IDLE_READERS: usize = 16;
 
 pub type PostgresStore = SqlStore<PgConn>;
 
@@ -94,8 +91,9 @@ fn connect_writer(url: &str) -> Result<PgConn, StoreError> {
 }
 
 /// Connects, applies the migrations not yet recorded, and starts the writer and readers.
-pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
+pub async fn open(url: &str, pool: &PoolOptions) -> anyhow::Result<PostgresStore> {
     let url = url.to_string();
+    let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
         let mut conn = connect(&url)
             .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
@@ -104,7 +102,11 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
             .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
         let writer_url = url.clone();
         let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_url)))?;
-        let readers = Pool::new(Box::new(move || connect(&url)), MAX_IDLE_READERS);
+        let readers = Pool::new(
+            Box::new(move || connect(&url)),
+            pool.max_read_connections,
+            pool.acquire_timeout,
+        );
         Ok(SqlStore::new(writer, Some(readers)))
     })
     .await?

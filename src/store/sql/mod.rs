@@ -91,8 +91,9 @@ impl<C: Conn> SqlStore<C> {
     {
         match &self.readers {
             Some(pool) => {
+                let permit = pool.acquire().await?;
                 let pool = pool.clone();
-                tokio::task::spawn_blocking(move || pool.with(f))
+                tokio::task::spawn_blocking(move || pool.with(&permit, f))
                     .await
                     .map_err(|e| StoreError::Internal(e.into()))?
             }
@@ -302,6 +303,7 @@ impl<C: Conn> Store for SqlStore<C> {
         Ok(StoreStats {
             tenants,
             idle_readers: self.readers.as_ref().map_or(0, |p| p.idle()),
+            open_readers: self.readers.as_ref().map_or(0, |p| p.open()),
             writer_queue: self.writer.queue_depth(),
         })
     }

@@ -1,7 +1,16 @@
 //! Read connections, opened on demand and kept for reuse; a broken one is dropped, so the pool
 //! heals by itself when the database comes back.
+//!
+//! At most `max_open` connections exist at once: a read first takes one of as many permits
+//! (waiting asynchronously, so a crowd of waiting requests holds no threads), and a connection is
+//! only opened by a permit holder that finds none idle. A read that waits longer than the
+//! acquire timeout is answered 503 with `Retry-After` rather than queued without end, and a
+//! PostgreSQL server never sees more than this many readers of one instance.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::Conn;
 use crate::store::StoreError;
@@ -11,21 +20,47 @@ pub type ConnectShared<C> = Box<dyn Fn() -> Result<C, StoreError> + Send + Sync>
 pub struct Pool<C: Conn> {
     connect: ConnectShared<C>,
     idle: Mutex<Vec<C>>,
-    max_idle: usize,
+    /// One permit per connection that may be open.
+    permits: Arc<Semaphore>,
+    max_open: usize,
+    acquire_timeout: Duration,
 }
 
+/// A place to use one connection; held from before the connection is taken until after it is
+/// given back.
+pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl<C: Conn> Pool<C> {
-    pub fn new(connect: ConnectShared<C>, max_idle: usize) -> Self {
+    pub fn new(connect: ConnectShared<C>, max_open: usize, acquire_timeout: Duration) -> Self {
+        let max_open = max_open.max(1);
         Pool {
             connect,
             idle: Mutex::new(Vec::new()),
-            max_idle,
+            permits: Arc::new(Semaphore::new(max_open)),
+            max_open,
+            acquire_timeout,
         }
     }
 
-    /// Runs `f` on a pooled connection (blocking).
+    /// Waits for a free connection place, at most the acquire timeout.
+    pub async fn acquire(&self) -> Result<Permit, StoreError> {
+        match tokio::time::timeout(self.acquire_timeout, self.permits.clone().acquire_owned()).await
+        {
+            Ok(Ok(permit)) => Ok(Permit(permit)),
+            Ok(Err(closed)) => Err(StoreError::Internal(closed.into())),
+            Err(_) => Err(StoreError::Saturated),
+        }
+    }
+
+    /// Connections open now, idle or in use (at most `max_open`).
+    pub fn open(&self) -> usize {
+        self.max_open - self.permits.available_permits() + self.idle()
+    }
+
+    /// Runs `f` on a pooled connection (blocking), in the place `_permit` holds.
     pub fn with<T>(
         &self,
+        _permit: &Permit,
         f: impl FnOnce(&mut C) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -36,7 +71,7 @@ impl<C: Conn> Pool<C> {
         let result = f(&mut conn);
         if !conn.is_broken() {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < self.max_idle {
+            if idle.len() < self.max_open {
                 idle.push(conn);
             }
         }

@@ -17,7 +17,7 @@ pub use self::conn::SqliteConn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
-use super::StoreError;
+use super::{PoolOptions, StoreError};
 use crate::domain::Timestamp;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
@@ -27,9 +27,6 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_tenant_stamp.sql")),
     (4, include_str!("migrations/0004_row_assignees.sql")),
 ];
-
-/// Idle read connections kept open.
-const MAX_IDLE_READERS: usize = 16;
 
 pub type SqliteStore = SqlStore<SqliteConn>;
 
@@ -61,7 +58,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Opens (creating and migrating) the database file at `path`.
-pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
+pub fn open_file(path: &Path, pool: &PoolOptions) -> anyhow::Result<SqliteStore> {
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -79,7 +76,8 @@ pub fn open_file(path: &Path) -> anyhow::Result<SqliteStore> {
     let reader_path: PathBuf = path.to_path_buf();
     let readers = Pool::new(
         Box::new(move || open_reader(&reader_path)),
-        MAX_IDLE_READERS,
+        pool.max_read_connections,
+        pool.acquire_timeout,
     );
     let checkpointer = Checkpointer::start(path)?;
     Ok(SqlStore::new(writer, Some(readers)).on_close(move || checkpointer.stop()))
