@@ -13,7 +13,7 @@ use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
 use crate::http::{self, AppState};
 use crate::server::{self, Limits};
-use crate::store::{self, DatabaseUrl, PoolOptions, Store};
+use crate::store::{self, DatabaseUrl, Store, StoreOptions};
 
 /// What `serve` needs.
 #[derive(Debug, Clone)]
@@ -29,8 +29,8 @@ pub struct Settings {
     pub purge_interval: Duration,
     /// Client connections: how many, and how long a slow client may take.
     pub limits: Limits,
-    /// Database read connections.
-    pub pool: PoolOptions,
+    /// Database connections and, on SQLite, the WAL's size.
+    pub store: StoreOptions,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -49,9 +49,10 @@ impl From<&ServeArgs> for Settings {
                 body_timeout: args.limits.body_timeout,
                 shutdown_timeout: args.limits.shutdown_timeout,
             },
-            pool: PoolOptions {
+            store: StoreOptions {
                 max_read_connections: args.limits.db_max_connections,
                 acquire_timeout: args.limits.db_acquire_timeout,
+                wal_limit: args.limits.sqlite_wal_limit_mib << 20,
             },
         }
     }
@@ -68,7 +69,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let store = store::open_with(&settings.database, &settings.pool).await?;
+        let store = store::open_with(&settings.database, &settings.store).await?;
         match auth::bootstrap(&*store, settings.admin.as_ref()).await? {
             Bootstrap::Generated { password } => eprintln!(
                 "No user existed: created admin@default with password {password} \

@@ -160,6 +160,10 @@ pub struct LimitArgs {
     /// with Retry-After.
     #[arg(long, env = "DISPATCHLOG_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub db_acquire_timeout: std::time::Duration,
+
+    /// SQLite: the write-ahead log's size limit, in MiB (the writer empties it at half).
+    #[arg(long, env = "DISPATCHLOG_SQLITE_WAL_LIMIT_MIB", default_value_t = 64)]
+    pub sqlite_wal_limit_mib: u64,
 }
 
 fn parse_login(s: &str) -> Result<Login, String> {

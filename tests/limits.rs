@@ -135,8 +135,8 @@ fn base64_login(login: &str) -> String {
 #[tokio::test]
 async fn reads_never_hold_more_database_connections_than_the_maximum() {
     let app = spawn_app_adjusted(|s| {
-        s.pool.max_read_connections = 2;
-        s.pool.acquire_timeout = Duration::from_millis(20);
+        s.store.max_read_connections = 2;
+        s.store.acquire_timeout = Duration::from_millis(20);
     })
     .await;
     let admin = app.admin();
@@ -193,5 +193,64 @@ async fn reads_never_hold_more_database_connections_than_the_maximum() {
         // Two readers and the writer.
         assert!(count <= 3, "{count} connections to PostgreSQL");
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_sqlite_wal_stays_under_its_limit_under_a_sustained_save_load() {
+    let limit: u64 = 4 << 20;
+    let app = spawn_app_adjusted(|s| s.store.wal_limit = limit).await;
+    let dispatchlog::store::DatabaseUrl::SqliteFile(path) = app.database.clone() else {
+        println!("SKIPPED on PostgreSQL: the WAL bound is SQLite's");
+        return;
+    };
+    let mut wal = path.into_os_string();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (wal, done) = (wal.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut largest = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            largest
+        })
+    };
+    // 16 clients saving realistic rows, 4,000 saves in all (about 100 MB of WAL unbounded).
+    let admin = app.admin();
+    let clients = (0..16).map(|_| {
+        let admin = &admin;
+        async move {
+            for i in 0..250 {
+                let res = admin
+                    .post_json(
+                        "/api/JobDispatchLog/Save",
+                        &json!({
+                            "id": guid(), "jobs_id": guid(), "user_id": guid(),
+                            "date_create": "2026-11-27T06:30:00.1234567+00:00",
+                            "date_proceeded": "2026-11-27T07:30:00.1234567+00:00",
+                            "is_accepted": i % 3 == 0, "is_rejected": i % 3 == 1,
+                            "rejected_reason": if i % 3 == 1 { "van broke down on the way" } else { "" },
+                            "sys_logical_delete": false, "is_workshop": false, "sequence": 1 + i % 3,
+                        }),
+                    )
+                    .await;
+                assert_eq!(res.status, 201, "{}", res.text);
+            }
+        }
+    });
+    futures_util::future::join_all(clients).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let largest = sampler.await.unwrap();
+    println!("largest WAL seen: {largest} bytes (limit {limit})");
+    assert!(largest <= limit, "the WAL reached {largest} bytes");
+    let list = admin
+        .get("/api/JobDispatchLog?$count=true&$top=1")
+        .await
+        .json();
+    assert_eq!(list["@odata.count"], json!(4000));
     app.stop().await;
 }

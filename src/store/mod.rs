@@ -285,32 +285,40 @@ impl std::str::FromStr for DatabaseUrl {
 
 /// Opens (creating and migrating when needed) the database behind `url`.
 pub async fn open(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Store>> {
-    open_with(url, &PoolOptions::default()).await
+    open_with(url, &StoreOptions::default()).await
 }
 
-/// How many read connections an instance may hold, and how long a read waits for one.
+/// What the store may hold: read connections, how long a read waits for one, and (SQLite)
+/// the size of the write-ahead log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolOptions {
+pub struct StoreOptions {
     /// Read connections open at most (the writer holds one more).
     pub max_read_connections: usize,
     /// How long a read waits for a connection before it is answered 503.
     pub acquire_timeout: std::time::Duration,
+    /// SQLite: the WAL file's size limit in bytes. The writer empties the WAL once it holds
+    /// half of this, so the rest is room for the groups committed meanwhile.
+    pub wal_limit: u64,
 }
 
-impl Default for PoolOptions {
+impl Default for StoreOptions {
     fn default() -> Self {
-        PoolOptions {
+        StoreOptions {
             max_read_connections: 16,
             acquire_timeout: std::time::Duration::from_secs(5),
+            wal_limit: 64 << 20,
         }
     }
 }
 
 /// Opens the store with these pool settings.
-pub async fn open_with(url: &DatabaseUrl, pool: &PoolOptions) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_with(
+    url: &DatabaseUrl,
+    options: &StoreOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     match url {
-        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::open_file(path, pool)?)),
+        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::open_file(path, options)?)),
         DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::open_memory()?)),
-        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(url, pool).await?)),
+        DatabaseUrl::Postgres(url) => Ok(Arc::new(postgres::open(url, options).await?)),
     }
 }

@@ -168,7 +168,7 @@ pub async fn spawn_app_with(
         retention: std::time::Duration::from_secs(90 * 86_400),
         purge_interval: std::time::Duration::from_secs(3600),
         limits: Default::default(),
-        pool: Default::default(),
+        store: Default::default(),
     };
     adjust(&mut settings);
     let database = settings.database.clone();

@@ -19,7 +19,7 @@ use super::sql::conn::Conn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
-use super::{PoolOptions, StoreError};
+use super::{StoreError, StoreOptions};
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -91,7 +91,7 @@ fn connect_writer(url: &str) -> Result<PgConn, StoreError> {
 }
 
 /// Connects, applies the migrations not yet recorded, and starts the writer and readers.
-pub async fn open(url: &str, pool: &PoolOptions) -> anyhow::Result<PostgresStore> {
+pub async fn open(url: &str, pool: &StoreOptions) -> anyhow::Result<PostgresStore> {
     let url = url.to_string();
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {

@@ -52,6 +52,11 @@ pub trait Conn: Send + 'static {
     /// True when the connection is unusable and must be replaced.
     fn is_broken(&self) -> bool;
 
+    /// Runs on the writer's connection after a group was committed and answered, before the
+    /// next one begins: upkeep that must not run while a write is in progress (SQLite bounds
+    /// its WAL here).
+    fn between_groups(&mut self) {}
+
     /// Opens a write group's transaction and locks the tenants' stamps, in the order given;
     /// answers each tenant's last stamp. With each tenant come the rows the group's jobs are
     /// about to read, which an engine may load now.

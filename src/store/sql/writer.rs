@@ -334,6 +334,7 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
             }
             replier.finish(finished, committed.map_err(|e| e.to_string()));
             run_reads(c, &mut reads);
+            c.between_groups();
             if !next_writes.is_empty() {
                 let tenants = plan(&next_writes);
                 let opened = c.begin_group(&tenants);

@@ -69,11 +69,23 @@ fn login_of(r: &Row<'_>) -> rusqlite::Result<LoginRecord> {
 
 pub struct SqliteConn {
     conn: Connection,
+    /// On the writer's connection: the WAL file and the size past which the writer resets it.
+    wal_bound: Option<(std::path::PathBuf, u64)>,
 }
 
 impl SqliteConn {
     pub fn new(conn: Connection) -> Self {
-        SqliteConn { conn }
+        SqliteConn {
+            conn,
+            wal_bound: None,
+        }
+    }
+
+    /// The writer's connection: between groups, once the WAL file at `wal` has grown past
+    /// `reset_at` bytes, it is copied back and truncated (see [`Conn::between_groups`]).
+    pub fn bounding_wal(mut self, wal: std::path::PathBuf, reset_at: u64) -> Self {
+        self.wal_bound = Some((wal, reset_at));
+        self
     }
 
     /// The connection itself, for tools that run their own statements (benchmarks).
@@ -119,6 +131,36 @@ impl Conn for SqliteConn {
 
     fn is_broken(&self) -> bool {
         false
+    }
+
+    /// A writer that never pauses never lets a passive checkpoint reach the end of the WAL,
+    /// so SQLite never starts it over and it grows without bound. Here no write can be in
+    /// progress: a TRUNCATE checkpoint copies what the checkpoint thread has not yet copied
+    /// (little, as it runs every 100 ms), waits for reads still on older snapshots (reads
+    /// that start meanwhile use the database file, so they cannot hold it up), and empties
+    /// the file. If a read holds it past the busy timeout, the next group tries again.
+    fn between_groups(&mut self) {
+        let Some((wal, reset_at)) = &self.wal_bound else {
+            return;
+        };
+        let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+        if size <= *reset_at {
+            return;
+        }
+        let outcome = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            });
+        match outcome {
+            Ok((0, _)) => tracing::debug!(bytes = size, "the WAL was copied back and emptied"),
+            Ok((_, frames)) => tracing::info!(
+                bytes = size,
+                frames,
+                "the WAL could not be emptied: a read kept an older snapshot past the busy timeout"
+            ),
+            Err(e) => tracing::warn!(error = %e, bytes = size, "the WAL could not be emptied"),
+        }
     }
 
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {

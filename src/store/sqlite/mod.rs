@@ -17,7 +17,7 @@ pub use self::conn::SqliteConn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
 use super::sql::SqlStore;
-use super::{PoolOptions, StoreError};
+use super::{StoreError, StoreOptions};
 use crate::domain::Timestamp;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
@@ -58,7 +58,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Opens (creating and migrating) the database file at `path`.
-pub fn open_file(path: &Path, pool: &PoolOptions) -> anyhow::Result<SqliteStore> {
+pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -68,16 +68,19 @@ pub fn open_file(path: &Path, pool: &PoolOptions) -> anyhow::Result<SqliteStore>
     configure(&conn)?;
     migrate(&conn)?;
     conn.execute_batch(WRITER_PRAGMAS)?;
+    let wal_limit = options.wal_limit;
     let writer_path = path.to_path_buf();
     let writer = Writer::start(
-        Some(SqliteConn::new(conn)),
-        Box::new(move || open_writer(&writer_path)),
+        Some(bounding_wal(SqliteConn::new(conn), path, wal_limit)),
+        Box::new(move || {
+            open_writer(&writer_path).map(|c| bounding_wal(c, &writer_path, wal_limit))
+        }),
     )?;
     let reader_path: PathBuf = path.to_path_buf();
     let readers = Pool::new(
         Box::new(move || open_reader(&reader_path)),
-        pool.max_read_connections,
-        pool.acquire_timeout,
+        options.max_read_connections,
+        options.acquire_timeout,
     );
     let checkpointer = Checkpointer::start(path)?;
     Ok(SqlStore::new(writer, Some(readers)).on_close(move || checkpointer.stop()))
@@ -151,6 +154,14 @@ pub fn open_memory() -> anyhow::Result<SqliteStore> {
         }),
     )?;
     Ok(SqlStore::new(writer, None))
+}
+
+/// The writer's connection keeps the WAL file under `limit` bytes: it empties it between
+/// groups once it holds half of that ([`SqliteConn::bounding_wal`]).
+fn bounding_wal(conn: SqliteConn, path: &Path, limit: u64) -> SqliteConn {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    conn.bounding_wal(PathBuf::from(wal), limit / 2)
 }
 
 fn open_writer(path: &Path) -> Result<SqliteConn, StoreError> {
