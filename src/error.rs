@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 408: the request's body did not arrive within the body timeout.
     #[error("the request body did not arrive in time")]
     RequestTimeout(std::time::Duration),
+    /// 507: the database's disk is full; writes are refused, reads go on.
+    #[error("the database's disk is full")]
+    InsufficientStorage,
     /// 503 with `Retry-After`: the instance is at a documented limit (database connections);
     /// the text says which.
     #[error("{0}")]
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -168,6 +172,11 @@ impl ApiError {
                 ),
             ),
             ApiError::Busy(detail) => simple("busy", "Service busy", detail.clone()),
+            ApiError::InsufficientStorage => simple(
+                "disk-full",
+                "Insufficient storage",
+                "The database's disk is full: nothing was stored. Writes resume by themselves once space is freed; reads keep working.".into(),
+            ),
             ApiError::Unavailable(_) => simple(
                 "unavailable",
                 "Service unavailable",
@@ -187,6 +196,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Internal(e) => ApiError::Internal(e),
+            StoreError::DiskFull => ApiError::InsufficientStorage,
             StoreError::Saturated => ApiError::Busy(
                 "Every database connection of this instance is in use; retry in a second.".into(),
             ),
@@ -223,6 +233,9 @@ impl IntoResponse for ApiError {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable")
+            }
+            ApiError::InsufficientStorage => {
+                tracing::warn!("a write was refused: the database's disk is full")
             }
             _ => {}
         }

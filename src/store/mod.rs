@@ -34,6 +34,9 @@ pub enum StoreError {
         index: Option<usize>,
         refusal: Refusal,
     },
+    /// The database's disk is full: writes are refused (507) until space is freed; reads go on.
+    #[error("{}", StoreError::DISK_FULL)]
+    DiskFull,
     /// Every database connection the instance may open is in use, and none came free within
     /// the acquire timeout: 503 with `Retry-After`.
     #[error("every database connection is in use")]
@@ -44,6 +47,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// How a full disk is reported, also when only the text of the error travels (a failed
+    /// group commit is told to each of its jobs as text).
+    pub const DISK_FULL: &'static str = "the database's disk is full";
+
     pub fn refused(refusal: Refusal) -> Self {
         StoreError::Refused {
             index: None,

@@ -6,6 +6,7 @@ pub mod ops;
 pub mod pool;
 pub mod writer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,6 +32,8 @@ pub struct SqlStore<C: Conn> {
     committed: tokio::sync::broadcast::Sender<TenantId>,
     /// Engine housekeeping to stop when the store closes, after the writer.
     on_close: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// The last write failed for a full disk.
+    disk_full: AtomicBool,
 }
 
 /// Runs `f` inside one read transaction, so that every query sees the same snapshot.
@@ -51,6 +54,7 @@ impl<C: Conn> SqlStore<C> {
             readers: readers.map(Arc::new),
             on_close: std::sync::Mutex::new(Vec::new()),
             committed: tokio::sync::broadcast::channel(1024).0,
+            disk_full: AtomicBool::new(false),
         }
     }
 
@@ -67,11 +71,22 @@ impl<C: Conn> SqlStore<C> {
         T: Send + 'static,
     {
         let result = self.writer.write(Some(tenant), Some(prefetch), f).await;
+        self.note_write(&result);
         if result.is_ok() {
             // No listener is fine: nobody is streaming.
             let _ = self.committed.send(tenant);
         }
         result
+    }
+
+    /// Remembers whether writes fail for a full disk, for `/health`; the next write that
+    /// succeeds (space came back) clears it.
+    fn note_write<T>(&self, result: &Result<T, StoreError>) {
+        match result {
+            Ok(_) => self.disk_full.store(false, Ordering::Relaxed),
+            Err(StoreError::DiskFull) => self.disk_full.store(true, Ordering::Relaxed),
+            Err(_) => {}
+        }
     }
 
     /// Runs `f` (blocking allowed) when the store closes.
@@ -107,7 +122,9 @@ impl<C: Conn> SqlStore<C> {
         F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        self.writer.write(None, None, move |ctx| f(ctx.conn)).await
+        let result = self.writer.write(None, None, move |ctx| f(ctx.conn)).await;
+        self.note_write(&result);
+        result
     }
 }
 
@@ -225,7 +242,11 @@ impl<C: Conn> Store for SqlStore<C> {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| conn.count_users().map(|_| ())).await
+        self.read(|conn| conn.count_users().map(|_| ())).await?;
+        if self.disk_full.load(Ordering::Relaxed) {
+            return Err(StoreError::DiskFull);
+        }
+        Ok(())
     }
 
     async fn find_login(

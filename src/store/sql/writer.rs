@@ -124,6 +124,7 @@ impl<T: Send + 'static> Finish for PendingReply<T> {
     fn finish(self: Box<Self>, commit: Result<(), String>) {
         let result = match commit {
             Ok(()) => self.result,
+            Err(message) if message == StoreError::DISK_FULL => Err(StoreError::DiskFull),
             Err(message) => Err(StoreError::Unavailable(anyhow::anyhow!(
                 "commit failed: {message}"
             ))),

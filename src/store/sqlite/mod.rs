@@ -34,8 +34,9 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::*;
         match e.sqlite_error_code() {
+            Some(DiskFull) => StoreError::DiskFull,
             Some(
-                DatabaseBusy | DatabaseLocked | CannotOpen | DiskFull | SystemIoFailure | ReadOnly
+                DatabaseBusy | DatabaseLocked | CannotOpen | SystemIoFailure | ReadOnly
                 | NotADatabase | DatabaseCorrupt,
             ) => StoreError::Unavailable(e.into()),
             _ => StoreError::Internal(e.into()),
