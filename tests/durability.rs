@@ -26,17 +26,14 @@ fn basic() -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
-    let db = OwnedDatabase::new().await;
-    eprintln!("kill -9 test on {}", db.arg());
-    let mut server = Server::start_on(&db.arg(), Some(ADMIN));
+/// Saves from many clients until the server is killed with SIGKILL after `load`, with saves
+/// in flight; answers the rows acknowledged.
+async fn save_until_killed(server: &mut Server, cycle: u32, load: Duration) -> Vec<Value> {
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-
     let acknowledged: Arc<Mutex<Vec<Value>>> = Arc::default();
     let failed = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -58,7 +55,7 @@ async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
                     "id": uuid::Uuid::new_v4(),
                     "jobs_id": uuid::Uuid::new_v4(),
                     "user_id": uuid::Uuid::new_v4(),
-                    "date_create": format!("2026-01-11T21:02:31.{:07}+00:00", w as u32 * 100_000 + n),
+                    "date_create": format!("2026-01-11T21:02:31.{:07}+00:00", cycle * 1_000_000 + w as u32 * 50_000 + n),
                     "is_accepted": accepted,
                     "is_rejected": rejected,
                     "rejected_reason": if rejected { "no parts" } else { "" },
@@ -85,25 +82,92 @@ async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
             }
         }));
     }
-
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(load).await;
     let acked_before_kill = acknowledged.lock().unwrap().len();
     server.kill(); // SIGKILL, saves in flight
     for writer in writers {
         writer.await.unwrap();
     }
     assert!(!failed.load(Ordering::SeqCst));
-    let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(
         acked_before_kill > 0,
         "no save was acknowledged before the kill"
     );
+    let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() >= acked_before_kill);
+    acknowledged
+}
+
+/// Every row the server holds, by id, read through the changes feed.
+async fn stored_rows(server: &Server) -> std::collections::HashMap<String, Value> {
+    let client = reqwest::Client::new();
+    let mut rows = std::collections::HashMap::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = client
+            .get(format!(
+                "http://{}/api/JobDispatchLog/Changes?limit=5000&since={cursor}",
+                server.addr
+            ))
+            .header("authorization", basic())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for row in page["value"].as_array().unwrap() {
+            rows.insert(row["id"].as_str().unwrap().to_string(), row.clone());
+        }
+        cursor = page["cursor"].as_str().unwrap().to_string();
+        if page["has_more"] != json!(true) {
+            return rows;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_save_survives_five_kill_9_cycles_under_load() {
+    let db = OwnedDatabase::new().await;
+    eprintln!("kill -9 cycles on {}", db.arg());
+    let mut acknowledged: Vec<Value> = Vec::new();
+    for cycle in 0..5 {
+        let mut server = Server::start_on(&db.arg(), Some(ADMIN));
+        // What the previous cycles acknowledged is all there, exactly as acknowledged.
+        let stored = stored_rows(&server).await;
+        for row in &acknowledged {
+            let id = row["id"].as_str().unwrap();
+            let found = stored.get(id);
+            assert_eq!(
+                found,
+                Some(row),
+                "cycle {cycle}: acknowledged row {id} is lost or changed"
+            );
+        }
+        acknowledged
+            .extend(save_until_killed(&mut server, cycle, Duration::from_millis(1500)).await);
+    }
+    eprintln!(
+        "{} rows acknowledged over 5 kill -9 cycles",
+        acknowledged.len()
+    );
 
     let server = Server::start_on(&db.arg(), Some(ADMIN));
     let base = format!("http://{}", server.addr);
+    let client = reqwest::Client::new();
+    let stored = stored_rows(&server).await;
     let mut highest = String::new();
     for row in &acknowledged {
+        let id = row["id"].as_str().unwrap();
+        assert_eq!(
+            stored.get(id),
+            Some(row),
+            "acknowledged row {id} is lost or changed"
+        );
+        highest = highest.max(row["modified_dateutc"].as_str().unwrap().to_string());
+    }
+    // One by one through GET as well, for the last cycle's rows.
+    for row in acknowledged.iter().rev().take(200) {
         let id = row["id"].as_str().unwrap();
         let res = client
             .get(format!("{base}/api/JobDispatchLog({id})"))
@@ -112,9 +176,6 @@ async fn every_acknowledged_save_survives_a_kill_9_of_the_server() {
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "acknowledged row {id} is lost");
-        let stored: Value = res.json().await.unwrap();
-        assert_eq!(&stored, row, "acknowledged row {id} changed");
-        highest = highest.max(row["modified_dateutc"].as_str().unwrap().to_string());
     }
 
     // The restarted server goes on stamping after everything it stored before.
