@@ -12,6 +12,7 @@ use tower::Layer as _;
 
 use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
+use crate::http::client_addr::TrustedProxies;
 use crate::http::{self, AppState};
 use crate::store::{self, DatabaseUrl, Store};
 
@@ -27,6 +28,8 @@ pub struct Settings {
     /// Deleted rows older than this are purged in the background.
     pub retention: Duration,
     pub purge_interval: Duration,
+    /// Peers whose forwarding header names the client (empty: none).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -39,6 +42,11 @@ impl From<&ServeArgs> for Settings {
             login_recheck: args.login_recheck,
             retention: args.retention,
             purge_interval: args.purge_interval,
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .unwrap_or_default()
+                .with_header(args.forwarded_header),
         }
     }
 }
@@ -71,6 +79,7 @@ impl Application {
         let router = http::router(AppState {
             store: store.clone(),
             auth,
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         });
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::Login;
 use crate::domain::Role;
+use crate::http::client_addr::{ForwardedHeader, TrustedProxies};
 use crate::store::DatabaseUrl;
 
 #[derive(Debug, Parser)]
@@ -126,6 +127,26 @@ pub struct ServeArgs {
         default_value_t = 20
     )]
     pub login_failures_per_minute: u32,
+
+    /// Proxies (comma-separated addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7) whose
+    /// forwarding header names the client; for other peers the socket address is the client.
+    /// The failed-login limit and the request logs use that address.
+    #[arg(long, env = "DISPATCHLOG_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: Option<TrustedProxies>,
+
+    /// The header the trusted proxies maintain: x-forwarded-for or forwarded (RFC 7239).
+    /// Only that one is read, so a client cannot slip its own value through in the other.
+    #[arg(
+        long,
+        env = "DISPATCHLOG_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
+    s.parse()
 }
 
 fn parse_login(s: &str) -> Result<Login, String> {

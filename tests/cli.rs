@@ -408,6 +408,10 @@ fn serve_help_lists_every_setting_with_its_environment_variable() {
         "DISPATCHLOG_LOG_FORMAT",
         "--login-failures-per-minute",
         "DISPATCHLOG_LOGIN_FAILURES_PER_MINUTE",
+        "--trusted-proxies",
+        "DISPATCHLOG_TRUSTED_PROXIES",
+        "--forwarded-header",
+        "DISPATCHLOG_FORWARDED_HEADER",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }

@@ -167,6 +167,7 @@ pub async fn spawn_app_with(
         login_recheck: std::time::Duration::from_secs(2),
         retention: std::time::Duration::from_secs(90 * 86_400),
         purge_interval: std::time::Duration::from_secs(3600),
+        trusted_proxies: Default::default(),
     };
     adjust(&mut settings);
     let database = settings.database.clone();
