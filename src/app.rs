@@ -13,7 +13,9 @@ use tower::Layer as _;
 use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
 use crate::http::client_addr::TrustedProxies;
+use crate::http::service::MetricsSettings;
 use crate::http::{self, AppState};
+use crate::metrics::TenantFiguresCache;
 use crate::store::{self, DatabaseUrl, Store};
 
 /// What `serve` needs.
@@ -30,6 +32,12 @@ pub struct Settings {
     pub purge_interval: Duration,
     /// Peers whose forwarding header names the client (empty: none).
     pub trusted_proxies: TrustedProxies,
+    /// A second address serving `/metrics` without credentials (None: no such listener).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Label per-tenant series with the tenant's domain (not only its id).
+    pub metrics_tenant_names: bool,
+    /// Per-tenant row counts are taken at most this often.
+    pub metrics_refresh: Duration,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -47,12 +55,17 @@ impl From<&ServeArgs> for Settings {
                 .clone()
                 .unwrap_or_default()
                 .with_header(args.forwarded_header),
+            metrics_listen: args.metrics_listen,
+            metrics_tenant_names: args.metrics_tenant_names,
+            metrics_refresh: args.metrics_refresh,
         }
     }
 }
 
 pub struct Application {
     listener: TcpListener,
+    /// The `--metrics-listen` listener and its router.
+    metrics: Option<(TcpListener, axum::Router)>,
     store: Arc<dyn Store>,
     router: axum::Router,
     retention: Duration,
@@ -76,16 +89,31 @@ impl Application {
             limiter,
             settings.login_recheck,
         ));
-        let router = http::router(AppState {
+        let state = AppState {
             store: store.clone(),
             auth,
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
-        });
+            metrics: Arc::new(MetricsSettings {
+                tenant_names: settings.metrics_tenant_names,
+                tenant_figures: TenantFiguresCache::new(settings.metrics_refresh),
+            }),
+        };
+        let router = http::router(state.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some((
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+                http::metrics_router(state),
+            )),
+            None => None,
+        };
         Ok(Application {
             listener,
+            metrics,
             store,
             router,
             retention: settings.retention,
@@ -98,6 +126,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The metrics address actually bound, when `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -118,9 +153,36 @@ impl Application {
             self.retention,
             self.purge_interval,
         ));
+        // One shutdown for both listeners: the signal is turned into a watch both can await.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let metrics_server = self.metrics.map(|(listener, router)| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(address = %addr, "serving metrics");
+                }
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        });
+        let mut api_stopped = stopped;
         let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = shutdown => {},
+                    _ = api_stopped.wait_for(|s| *s) => {},
+                }
+            })
             .await;
+        let _ = stop.send(true);
+        if let Some(metrics_server) = metrics_server {
+            if let Ok(Err(e)) = metrics_server.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
         purger.abort();
         self.store.close().await;
         tracing::info!("stopped");

@@ -143,6 +143,20 @@ pub struct ServeArgs {
         default_value = "x-forwarded-for"
     )]
     pub forwarded_header: ForwardedHeader,
+
+    /// Serve /metrics without credentials on this second address (e.g. 10.0.0.5:9090), for
+    /// the monitoring network only. Off by default; the API's own /metrics always needs an
+    /// admin login and shows only the admin's tenant.
+    #[arg(long, env = "DISPATCHLOG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Label per-tenant metrics with the tenant's domain name, not only its id.
+    #[arg(long, env = "DISPATCHLOG_METRICS_TENANT_NAMES")]
+    pub metrics_tenant_names: bool,
+
+    /// How often the per-tenant row counts of /metrics are taken at most (they read every row).
+    #[arg(long, env = "DISPATCHLOG_METRICS_REFRESH", default_value = "60s", value_parser = parse_duration)]
+    pub metrics_refresh: std::time::Duration,
 }
 
 fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {

@@ -100,6 +100,9 @@ async fn build_error(url: String) -> String {
         retention: std::time::Duration::from_secs(86_400),
         purge_interval: std::time::Duration::from_secs(3600),
         trusted_proxies: Default::default(),
+        metrics_listen: None,
+        metrics_tenant_names: false,
+        metrics_refresh: std::time::Duration::ZERO,
     };
     settings.login_failures_per_minute = 10;
     match Application::build(settings).await {

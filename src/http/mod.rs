@@ -16,7 +16,7 @@ mod put;
 pub mod respond;
 mod save;
 mod save_multiple;
-mod service;
+pub mod service;
 mod stream;
 
 use std::sync::Arc;
@@ -46,6 +46,7 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Whose `X-Forwarded-For` / `Forwarded` headers name the client.
     pub trusted_proxies: Arc<TrustedProxies>,
+    pub metrics: Arc<service::MetricsSettings>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -59,7 +60,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/api/JobDispatchLog", get(list::list_job_dispatch_logs))
-        .route("/metrics", get(service::metrics))
+        .route("/metrics", get(service::metrics_for_admin))
         .route("/openapi.json", get(service::openapi_json))
         .route("/Help", get(help::help_index))
         .route("/Help/Api/{page}", get(help::help_page))
@@ -141,6 +142,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The separate metrics address (`--metrics-listen`): `/metrics` only, without credentials.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(service::metrics_for_operator))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(render_problems))
 }
 
 async fn not_found(req: Request) -> ApiError {

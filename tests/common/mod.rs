@@ -19,6 +19,8 @@ pub const ADMIN: &str = "admin:secret@acme";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The `--metrics-listen` address, when the settings gave one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
@@ -168,11 +170,15 @@ pub async fn spawn_app_with(
         retention: std::time::Duration::from_secs(90 * 86_400),
         purge_interval: std::time::Duration::from_secs(3600),
         trusted_proxies: Default::default(),
+        metrics_listen: None,
+        metrics_tenant_names: false,
+        metrics_refresh: std::time::Duration::ZERO,
     };
     adjust(&mut settings);
     let database = settings.database.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -180,6 +186,7 @@ pub async fn spawn_app_with(
     }));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::new(),
         store,
         dir,
