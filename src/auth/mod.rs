@@ -106,9 +106,9 @@ pub fn token_hash(token: &str) -> String {
 
 /// A new bearer token: `dlt_` and 40 random letters and digits.
 pub fn new_token() -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    let random: String = rand::thread_rng()
+    use rand::distr::Alphanumeric;
+    use rand::RngExt as _;
+    let random: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(40)
         .map(char::from)

@@ -544,14 +544,16 @@ pub fn parse_xml(doc: &str) -> El {
     use quick_xml::events::{BytesStart, Event};
     fn element(e: &BytesStart<'_>) -> El {
         El {
-            name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+            name: e.name().as_ref().to_string(),
             attrs: e
                 .attributes()
                 .map(|a| {
                     let a = a.unwrap();
                     (
-                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
-                        a.unescape_value().unwrap().into_owned(),
+                        a.key.as_ref().to_string(),
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unwrap()
+                            .into_owned(),
                     )
                 })
                 .collect(),
@@ -577,7 +579,19 @@ pub fn parse_xml(doc: &str) -> El {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().unwrap());
+                    top.text.push_str(&t);
+                }
+            }
+            // `&…;` comes apart from the text around it.
+            Event::GeneralRef(r) => {
+                if let Some(top) = stack.last_mut() {
+                    let text = match r.resolve_char_ref().unwrap() {
+                        Some(c) => c.to_string(),
+                        None => quick_xml::escape::resolve_predefined_entity(&r)
+                            .unwrap_or_else(|| panic!("unknown entity &{};", &*r))
+                            .to_string(),
+                    };
+                    top.text.push_str(&text);
                 }
             }
             Event::End(_) => {
