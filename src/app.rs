@@ -153,10 +153,10 @@ impl Application {
             self.retention,
             self.purge_interval,
         ));
-        // One shutdown for both listeners: the signal is turned into a watch both can await.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // The metrics listener stops when the API has stopped, so that a scrape can still see
+        // the last requests being finished.
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let metrics_server = self.metrics.map(|(listener, router)| {
-            let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!(address = %addr, "serving metrics");
@@ -168,14 +168,8 @@ impl Application {
                     .await
             })
         });
-        let mut api_stopped = stopped;
         let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = shutdown => {},
-                    _ = api_stopped.wait_for(|s| *s) => {},
-                }
-            })
+            .with_graceful_shutdown(shutdown)
             .await;
         let _ = stop.send(true);
         if let Some(metrics_server) = metrics_server {

@@ -100,7 +100,11 @@ impl PgTarget {
                 provider().signature_verification_algorithms,
             )))?),
             Mode::VerifyCa | Mode::VerifyFull => {
-                let roots = load_roots(roots.as_ref().expect("verify modes have roots"))?;
+                // Set above for every verifying mode; an error rather than a panic all the same.
+                let Some(roots) = roots.as_ref() else {
+                    return Err("sslrootcert is missing".into());
+                };
+                let roots = load_roots(roots)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider())
                     .build()
                     .map_err(|e| format!("sslrootcert: {e}"))?;
