@@ -116,8 +116,9 @@ run_wrk() {
 result_field() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
 # metric_value ADDR NAME: the value of one un-labelled series from GET /metrics (0 if absent).
+# The API's /metrics needs an admin login: the bench's own (make_login).
 metric_value() {
-    curl -fsS --max-time 5 "http://$1/metrics" 2>/dev/null \
+    curl -fsS --max-time 5 -H "Authorization: $DISPATCHLOG_BENCH_AUTH" "http://$1/metrics" 2>/dev/null \
         | awk -v n="$2" '$1 == n { v = $2 } END { print (v == "" ? 0 : v) }'
 }
 

@@ -11,7 +11,10 @@ use tower::Layer as _;
 
 use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
+use crate::http::client_addr::TrustedProxies;
+use crate::http::service::MetricsSettings;
 use crate::http::{self, AppState};
+use crate::metrics::TenantFiguresCache;
 use crate::server::{self, Limits};
 use crate::store::{self, DatabaseUrl, Store, StoreOptions};
 
@@ -31,6 +34,14 @@ pub struct Settings {
     pub limits: Limits,
     /// Database connections and, on SQLite, the WAL's size.
     pub store: StoreOptions,
+    /// Peers whose forwarding header names the client (empty: none).
+    pub trusted_proxies: TrustedProxies,
+    /// A second address serving `/metrics` without credentials (None: no such listener).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Label per-tenant series with the tenant's domain (not only its id).
+    pub metrics_tenant_names: bool,
+    /// Per-tenant row counts are taken at most this often.
+    pub metrics_refresh: Duration,
 }
 
 impl From<&ServeArgs> for Settings {
@@ -54,12 +65,22 @@ impl From<&ServeArgs> for Settings {
                 acquire_timeout: args.limits.db_acquire_timeout,
                 wal_limit: args.limits.sqlite_wal_limit_mib << 20,
             },
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .unwrap_or_default()
+                .with_header(args.forwarded_header),
+            metrics_listen: args.metrics_listen,
+            metrics_tenant_names: args.metrics_tenant_names,
+            metrics_refresh: args.metrics_refresh,
         }
     }
 }
 
 pub struct Application {
     listener: TcpListener,
+    /// The `--metrics-listen` listener and its router.
+    metrics: Option<(TcpListener, axum::Router)>,
     store: Arc<dyn Store>,
     router: axum::Router,
     retention: Duration,
@@ -84,15 +105,31 @@ impl Application {
             limiter,
             settings.login_recheck,
         ));
-        let router = http::router(AppState {
+        let state = AppState {
             store: store.clone(),
             auth,
-        });
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+            metrics: Arc::new(MetricsSettings {
+                tenant_names: settings.metrics_tenant_names,
+                tenant_figures: TenantFiguresCache::new(settings.metrics_refresh),
+            }),
+        };
+        let router = http::router(state.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let metrics = match settings.metrics_listen {
+            Some(addr) => Some((
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+                http::metrics_router(state),
+            )),
+            None => None,
+        };
         Ok(Application {
             listener,
+            metrics,
             store,
             router,
             retention: settings.retention,
@@ -106,6 +143,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The metrics address actually bound, when `--metrics-listen` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _)| listener.local_addr().ok())
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -125,7 +169,28 @@ impl Application {
             self.retention,
             self.purge_interval,
         ));
+        // The metrics listener stops when the API has stopped, so that a scrape can still see
+        // the last requests being finished.
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let metrics_server = self.metrics.map(|(listener, router)| {
+            tokio::spawn(async move {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(address = %addr, "serving metrics");
+                }
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            })
+        });
         server::serve(self.listener, service, self.limits, shutdown).await;
+        let _ = stop.send(true);
+        if let Some(metrics_server) = metrics_server {
+            if let Ok(Err(e)) = metrics_server.await {
+                tracing::warn!(error = %e, "the metrics listener failed");
+            }
+        }
         purger.abort();
         self.store.close().await;
         tracing::info!("stopped");

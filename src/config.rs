@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::auth::Login;
 use crate::domain::Role;
+use crate::http::client_addr::{ForwardedHeader, TrustedProxies};
 use crate::store::DatabaseUrl;
 
 #[derive(Debug, Parser)]
@@ -23,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate(DatabaseArgs),
     /// Manage users (works while a server runs on the same database).
@@ -127,6 +128,36 @@ pub struct ServeArgs {
     )]
     pub login_failures_per_minute: u32,
 
+    /// Proxies (comma-separated addresses or CIDRs, e.g. 10.0.0.0/8,192.168.1.7) whose
+    /// forwarding header names the client; for other peers the socket address is the client.
+    /// The failed-login limit and the request logs use that address.
+    #[arg(long, env = "DISPATCHLOG_TRUSTED_PROXIES", value_parser = parse_trusted_proxies)]
+    pub trusted_proxies: Option<TrustedProxies>,
+
+    /// The header the trusted proxies maintain: x-forwarded-for or forwarded (RFC 7239).
+    /// Only that one is read, so a client cannot slip its own value through in the other.
+    #[arg(
+        long,
+        env = "DISPATCHLOG_FORWARDED_HEADER",
+        value_enum,
+        default_value = "x-forwarded-for"
+    )]
+    pub forwarded_header: ForwardedHeader,
+
+    /// Serve /metrics without credentials on this second address (e.g. 10.0.0.5:9090), for
+    /// the monitoring network only. Off by default; the API's own /metrics always needs an
+    /// admin login and shows only the admin's tenant.
+    #[arg(long, env = "DISPATCHLOG_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Label per-tenant metrics with the tenant's domain name, not only its id.
+    #[arg(long, env = "DISPATCHLOG_METRICS_TENANT_NAMES")]
+    pub metrics_tenant_names: bool,
+
+    /// How often the per-tenant row counts of /metrics are taken at most (they read every row).
+    #[arg(long, env = "DISPATCHLOG_METRICS_REFRESH", default_value = "60s", value_parser = parse_duration)]
+    pub metrics_refresh: std::time::Duration,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -164,6 +195,10 @@ pub struct LimitArgs {
     /// SQLite: the write-ahead log's size limit, in MiB (the writer empties it at half).
     #[arg(long, env = "DISPATCHLOG_SQLITE_WAL_LIMIT_MIB", default_value_t = 64)]
     pub sqlite_wal_limit_mib: u64,
+}
+
+fn parse_trusted_proxies(s: &str) -> Result<TrustedProxies, String> {
+    s.parse()
 }
 
 fn parse_login(s: &str) -> Result<Login, String> {

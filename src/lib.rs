@@ -25,7 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             telemetry::init(args.log_format);
-            let app = app::Application::build(app::Settings::from(&args)).await?;
+            let app = app::Application::build(app::Settings::from(&*args)).await?;
             app.run_until_stopped(app::shutdown_signal()).await
         }
         Command::Migrate(db) => admin::migrate(&db.database).await,

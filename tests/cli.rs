@@ -408,6 +408,16 @@ fn serve_help_lists_every_setting_with_its_environment_variable() {
         "DISPATCHLOG_LOG_FORMAT",
         "--login-failures-per-minute",
         "DISPATCHLOG_LOGIN_FAILURES_PER_MINUTE",
+        "--trusted-proxies",
+        "DISPATCHLOG_TRUSTED_PROXIES",
+        "--forwarded-header",
+        "DISPATCHLOG_FORWARDED_HEADER",
+        "--metrics-listen",
+        "DISPATCHLOG_METRICS_LISTEN",
+        "--metrics-tenant-names",
+        "DISPATCHLOG_METRICS_TENANT_NAMES",
+        "--metrics-refresh",
+        "DISPATCHLOG_METRICS_REFRESH",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }

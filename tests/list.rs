@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use common::{guid, spawn_app, Api, TestApp};
 use dispatchlog::domain::Role;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -1580,32 +1580,32 @@ async fn random_and_mutated_queries_are_answered_with_200_or_400_never_5xx() {
     for round in 0..400 {
         let mut q: Vec<char> = if round % 4 == 3 {
             // Token soup.
-            let n = rng.gen_range(1..12);
+            let n = rng.random_range(1..12);
             (0..n)
-                .map(|_| atoms[rng.gen_range(0..atoms.len())])
+                .map(|_| atoms[rng.random_range(0..atoms.len())])
                 .collect::<String>()
                 .chars()
                 .collect()
         } else {
-            seeds[rng.gen_range(0..seeds.len())].chars().collect()
+            seeds[rng.random_range(0..seeds.len())].chars().collect()
         };
-        for _ in 0..rng.gen_range(1..5) {
-            let at = rng.gen_range(0..=q.len());
-            match rng.gen_range(0..4) {
+        for _ in 0..rng.random_range(1..5) {
+            let at = rng.random_range(0..=q.len());
+            match rng.random_range(0..4) {
                 0 if at < q.len() => {
                     q.remove(at);
                 }
                 1 if at < q.len() => {
-                    let atom = atoms[rng.gen_range(0..atoms.len())];
+                    let atom = atoms[rng.random_range(0..atoms.len())];
                     q.splice(at..at + 1, atom.chars());
                 }
                 2 => {
-                    let atom = atoms[rng.gen_range(0..atoms.len())];
+                    let atom = atoms[rng.random_range(0..atoms.len())];
                     q.splice(at..at, atom.chars());
                 }
                 _ => {
                     // Duplicate a slice (repeats options, nests parentheses, lengthens lists).
-                    let end = rng.gen_range(at..=q.len());
+                    let end = rng.random_range(at..=q.len());
                     let copy: Vec<char> = q[at..end].to_vec();
                     q.splice(at..at, copy);
                 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::{spawn_app_on, Api, TestApp};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -28,17 +28,17 @@ async fn writer(api: Api<'_>, seed: u64, ops: usize, jobs: Arc<Vec<Uuid>>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut mine: Vec<Value> = Vec::new();
     for _ in 0..ops {
-        let choice = rng.gen_range(0..10);
+        let choice = rng.random_range(0..10);
         if mine.is_empty() || choice < 4 {
-            let job = jobs[rng.gen_range(0..jobs.len())];
+            let job = jobs[rng.random_range(0..jobs.len())];
             let row = api
                 .save(&json!({"jobs_id": job, "user_id": Uuid::new_v4()}))
                 .await;
             mine.push(row);
         } else if choice < 8 {
-            let i = rng.gen_range(0..mine.len());
+            let i = rng.random_range(0..mine.len());
             let mut row = mine[i].clone();
-            match rng.gen_range(0..3) {
+            match rng.random_range(0..3) {
                 0 => {
                     row["is_accepted"] = json!(true);
                     row["is_rejected"] = json!(false);
@@ -48,13 +48,13 @@ async fn writer(api: Api<'_>, seed: u64, ops: usize, jobs: Arc<Vec<Uuid>>) {
                     row["is_accepted"] = json!(false);
                     row["is_rejected"] = json!(true);
                     row["is_workshop"] = json!(false);
-                    row["rejected_reason"] = json!(format!("reason {}", rng.gen::<u32>()));
+                    row["rejected_reason"] = json!(format!("reason {}", rng.random::<u32>()));
                 }
                 _ => row["user_id"] = json!(Uuid::new_v4()),
             }
             mine[i] = api.save(&row).await;
         } else {
-            let i = rng.gen_range(0..mine.len());
+            let i = rng.random_range(0..mine.len());
             let id = mine[i]["id"].as_str().unwrap().to_string();
             let res = api.delete(&format!("/api/JobDispatchLog/{id}")).await;
             assert_eq!(res.status, 204, "{}", res.text);

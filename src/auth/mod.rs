@@ -6,12 +6,15 @@
 //! of the credentials together with the stored hash it was checked against. Changing or removing
 //! a password changes or removes the stored hash, which invalidates the entry at once.
 
+mod cache;
 pub mod password;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use cache::VerifiedLogins;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -20,16 +23,6 @@ use uuid::Uuid;
 use crate::domain::Role;
 use crate::error::ApiError;
 use crate::store::{LoginRecord, NewUser, Store};
-
-/// Verified credentials remembered at most; the cache is emptied when full.
-const MAX_CACHED_LOGINS: usize = 10_000;
-
-/// A login checked against the stored hash (or token), and when its row was last read.
-struct Verified {
-    password_hash: String,
-    principal: Principal,
-    confirmed: Instant,
-}
 
 pub use crate::domain::Principal;
 
@@ -118,9 +111,9 @@ pub fn token_hash(token: &str) -> String {
 
 /// A new bearer token: `dlt_` and 40 random letters and digits.
 pub fn new_token() -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    let random: String = rand::thread_rng()
+    use rand::distr::Alphanumeric;
+    use rand::RngExt as _;
+    let random: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(40)
         .map(char::from)
@@ -266,7 +259,7 @@ impl Drop for Attempt<'_> {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     salt: [u8; 32],
-    verified: Mutex<HashMap<[u8; 32], Verified>>,
+    verified: VerifiedLogins,
     limiter: FailureLimiter,
     /// Verified when the user does not exist, so that the answer takes as long either way.
     decoy_hash: String,
@@ -275,11 +268,6 @@ pub struct Authenticator {
     /// credentials (32 clients starting together) ran one each and took the server's memory
     /// past 500 MiB for good (freed memory stays in the allocator's per-thread arenas).
     verifying: tokio::sync::Semaphore,
-    /// How long a verified login is trusted without reading the user's row again. Changing a
-    /// password, removing a user or revoking a token (from the command line, possibly in
-    /// another process) takes effect within this time; in exchange a busy client costs one
-    /// database read per interval instead of one per request.
-    recheck_after: Duration,
 }
 
 impl Authenticator {
@@ -287,53 +275,21 @@ impl Authenticator {
         Authenticator {
             store,
             salt: rand::random(),
-            verified: Mutex::new(HashMap::new()),
+            // `recheck_after`: how long a verified login is trusted without reading the user's
+            // row again. Changing a password, removing a user or revoking a token (from the
+            // command line, possibly in another process) takes effect within this time; in
+            // exchange a busy client costs one database read per interval, not one per request.
+            verified: VerifiedLogins::new(
+                cache::MAX_CACHED_LOGINS,
+                cache::IDLE_EXPIRY,
+                recheck_after,
+            ),
             limiter,
             decoy_hash: password::hash(&Uuid::new_v4().to_string()),
             verifying: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
-            recheck_after,
         }
-    }
-
-    /// The caller, when these credentials were verified less than `recheck_after` ago.
-    fn recently_verified(&self, key: &[u8; 32]) -> Option<Principal> {
-        self.verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .filter(|v| v.confirmed.elapsed() < self.recheck_after)
-            .map(|v| v.principal.clone())
-    }
-
-    /// True when these credentials were verified against the hash the row holds now; the
-    /// entry is then trusted for another `recheck_after`.
-    fn is_verified(&self, key: &[u8; 32], record: &LoginRecord) -> bool {
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        match verified.get_mut(key) {
-            Some(v) if v.password_hash == record.password_hash => {
-                v.principal = Principal::from(record);
-                v.confirmed = Instant::now();
-                true
-            }
-            _ => false,
-        }
-    }
-
-    fn remember(&self, key: [u8; 32], record: &LoginRecord) {
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.len() >= MAX_CACHED_LOGINS {
-            verified.clear();
-        }
-        verified.insert(
-            key,
-            Verified {
-                password_hash: record.password_hash.clone(),
-                principal: Principal::from(record),
-                confirmed: Instant::now(),
-            },
-        );
     }
 
     fn cache_key(&self, login: &Login) -> [u8; 32] {
@@ -359,16 +315,16 @@ impl Authenticator {
         if let Some(token) = authorization.and_then(bearer_token) {
             let hash = token_hash(token);
             let key: [u8; 32] = Sha256::digest(hash.as_bytes()).into();
-            if let Some(principal) = self.recently_verified(&key) {
+            if let Some(principal) = self.verified.recently_verified(&key) {
                 return Ok(principal);
             }
             let attempt = self.limiter.admit(client).await.map_err(too_many)?;
-            if let Some(principal) = self.recently_verified(&key) {
+            if let Some(principal) = self.verified.recently_verified(&key) {
                 return Ok(principal);
             }
             return match self.store.find_token(&hash).await? {
                 Some(record) => {
-                    self.remember(key, &record);
+                    self.verified.remember(key, &record);
                     Ok(Principal::from(&record))
                 }
                 None => {
@@ -385,20 +341,20 @@ impl Authenticator {
             return Err(ApiError::Unauthorized);
         };
         let key = self.cache_key(&login);
-        if let Some(principal) = self.recently_verified(&key) {
+        if let Some(principal) = self.verified.recently_verified(&key) {
             return Ok(principal);
         }
         // From here the attempt may fail: it holds a place in the address's count.
         let attempt = self.limiter.admit(client).await.map_err(too_many)?;
         // Attempts with the same credentials may have verified them while this one waited.
-        if let Some(principal) = self.recently_verified(&key) {
+        if let Some(principal) = self.verified.recently_verified(&key) {
             return Ok(principal);
         }
         let record = self
             .store
             .find_login(&login.domain, &login.username)
             .await?;
-        if let Some(record) = record.as_ref().filter(|r| self.is_verified(&key, r)) {
+        if let Some(record) = record.as_ref().filter(|r| self.verified.confirm(&key, r)) {
             return Ok(Principal::from(record));
         }
         let _permit = self
@@ -407,7 +363,7 @@ impl Authenticator {
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         // A request with the same credentials may have verified them while this one waited.
-        if let Some(record) = record.as_ref().filter(|r| self.is_verified(&key, r)) {
+        if let Some(record) = record.as_ref().filter(|r| self.verified.confirm(&key, r)) {
             return Ok(Principal::from(record));
         }
         let hash = record
@@ -420,7 +376,7 @@ impl Authenticator {
             .map_err(|e| ApiError::Internal(e.into()))?;
         match record {
             Some(record) if matches => {
-                self.remember(key, &record);
+                self.verified.remember(key, &record);
                 Ok(Principal::from(&record))
             }
             _ => {

@@ -177,7 +177,7 @@ fn pretty_xml(text: &str) -> Option<String> {
     }
     let mut out = String::with_capacity(text.len() * 2);
     let mut depth = 0usize;
-    let raw = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let raw = |text: &str| text.to_string();
     let mut i = 0;
     while i < events.len() {
         let indent = "  ".repeat(depth);
@@ -211,6 +211,8 @@ fn pretty_xml(text: &str) -> Option<String> {
             }
             Event::Empty(e) => out.push_str(&format!("{indent}<{}/>\n", raw(&e[..]))),
             Event::Text(t) => out.push_str(&raw(&t[..])),
+            // quick-xml reports `&…;` apart from the text around it: written back as it came.
+            Event::GeneralRef(r) => out.push_str(&format!("&{};", &r[..])),
             _ => {}
         }
         i += 1;

@@ -2,14 +2,15 @@
 //! Each fails with the [`ApiError`] of SPEC §4.4.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{header, request::Parts};
 use uuid::Uuid;
 
+use super::client_addr::ClientAddr;
 use super::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -23,10 +24,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Set by `client_addr::resolve_client_addr` for every request of the router.
         let client = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())
+            .get::<ClientAddr>()
+            .map(|c| c.0)
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let authorization = parts
             .headers

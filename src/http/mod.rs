@@ -2,6 +2,7 @@
 //! problem document in the negotiated format. One file per action.
 
 pub mod changes;
+pub mod client_addr;
 mod decide;
 mod delete;
 mod dispatch;
@@ -15,7 +16,7 @@ mod put;
 pub mod respond;
 mod save;
 mod save_multiple;
-mod service;
+pub mod service;
 mod stream;
 
 use std::sync::Arc;
@@ -36,25 +37,30 @@ use crate::auth::Authenticator;
 use crate::error::{ApiError, PendingProblem};
 use crate::store::Store;
 use crate::wire::{self, DecodeError};
+use client_addr::{ClientAddr, TrustedProxies};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,
+    /// Whose `X-Forwarded-For` / `Forwarded` headers name the client.
+    pub trusted_proxies: Arc<TrustedProxies>,
+    pub metrics: Arc<service::MetricsSettings>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
+    let trusted_proxies = state.trusted_proxies.clone();
     let rows = get(get::get_job_dispatch_log)
         .put(put::put_job_dispatch_log)
         .delete(delete::delete_job_dispatch_log);
     Router::new()
         .route("/health", get(health::health))
         .route("/api/JobDispatchLog", get(list::list_job_dispatch_logs))
-        .route("/metrics", get(service::metrics))
+        .route("/metrics", get(service::metrics_for_admin))
         .route("/openapi.json", get(service::openapi_json))
         .route("/Help", get(help::help_index))
         .route("/Help/Api/{page}", get(help::help_page))
@@ -107,12 +113,14 @@ pub fn router(state: AppState) -> Router {
                         .get::<MatchedPath>()
                         .map(MatchedPath::as_str)
                         .unwrap_or("unmatched");
+                    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
                     tracing::info_span!(
                         "request",
                         method = %req.method(),
                         path = %req.uri().path(),
                         route,
                         request_id,
+                        client = client.map(tracing::field::display),
                         tenant = tracing::field::Empty,
                         "job_dispatch_log.id" = tracing::field::Empty,
                     )
@@ -127,8 +135,22 @@ pub fn router(state: AppState) -> Router {
                     )
                 }),
         )
+        // Outside the trace layer, so that the request's span names the client.
+        .layer(middleware::from_fn_with_state(
+            trusted_proxies,
+            client_addr::resolve_client_addr,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The separate metrics address (`--metrics-listen`): `/metrics` only, without credentials.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(service::metrics_for_operator))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn(render_problems))
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -3,8 +3,8 @@
 //! parameter per placeholder number.
 
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::seq::IndexedRandom;
+use rand::{RngExt, SeedableRng};
 use rusqlite::Connection;
 
 use super::tests::to_sqlite;
@@ -112,15 +112,15 @@ const SEEDS: &[&str] = &[
 ];
 
 fn random_filter(rng: &mut StdRng) -> String {
-    let n = rng.gen_range(0..24);
+    let n = rng.random_range(0..24);
     let mut s = String::new();
     for _ in 0..n {
-        if rng.gen_bool(0.1) {
-            s.push(char::from(rng.gen_range(0x20u8..0x7f)));
+        if rng.random_bool(0.1) {
+            s.push(char::from(rng.random_range(0x20u8..0x7f)));
         } else {
             s.push_str(PIECES.choose(rng).unwrap());
         }
-        if rng.gen_bool(0.5) {
+        if rng.random_bool(0.5) {
             s.push(' ');
         }
     }
@@ -129,14 +129,14 @@ fn random_filter(rng: &mut StdRng) -> String {
 
 /// A random filter that is valid by construction, in varied spelling.
 fn valid_filter(rng: &mut StdRng, depth: u32) -> String {
-    let keyword = |rng: &mut StdRng, k: &str| match rng.gen_range(0..3) {
+    let keyword = |rng: &mut StdRng, k: &str| match rng.random_range(0..3) {
         0 => k.to_uppercase(),
         _ => k.to_string(),
     };
-    if depth == 0 || rng.gen_bool(0.35) {
+    if depth == 0 || rng.random_bool(0.35) {
         return valid_condition(rng);
     }
-    match rng.gen_range(0..4) {
+    match rng.random_range(0..4) {
         0 => format!(
             "{} {} {}",
             valid_filter(rng, depth - 1),
@@ -158,8 +158,8 @@ fn valid_filter(rng: &mut StdRng, depth: u32) -> String {
 fn valid_literal(rng: &mut StdRng, ty: FieldType) -> String {
     match ty {
         FieldType::Guid => {
-            let g = uuid::Uuid::from_bytes(rng.gen());
-            match rng.gen_range(0..3) {
+            let g = uuid::Uuid::from_bytes(rng.random());
+            match rng.random_range(0..3) {
                 0 => g.to_string(),
                 1 => format!("guid'{g}'"),
                 _ => format!("'{}'", g.to_string().to_uppercase()),
@@ -168,20 +168,20 @@ fn valid_literal(rng: &mut StdRng, ty: FieldType) -> String {
         FieldType::DateTime => {
             let date = format!(
                 "{:04}-{:02}-{:02}",
-                rng.gen_range(1753..10000),
-                rng.gen_range(1..13),
-                rng.gen_range(1..29)
+                rng.random_range(1753..10000),
+                rng.random_range(1..13),
+                rng.random_range(1..29)
             );
-            match rng.gen_range(0..4) {
+            match rng.random_range(0..4) {
                 0 => date,
-                1 => format!("{date}T{:02}:59:59.1234567Z", rng.gen_range(0..24)),
+                1 => format!("{date}T{:02}:59:59.1234567Z", rng.random_range(0..24)),
                 2 => format!("datetime'{date}T12:00:00'"),
-                _ => format!("{date}T12:00:00%2B0{}:00", rng.gen_range(0..10)),
+                _ => format!("{date}T12:00:00%2B0{}:00", rng.random_range(0..10)),
             }
         }
         FieldType::Bool => ["true", "false", "TRUE"].choose(rng).unwrap().to_string(),
         FieldType::String => {
-            let text: String = (0..rng.gen_range(0..6))
+            let text: String = (0..rng.random_range(0..6))
                 .map(|_| {
                     *[
                         "a", "Z", "%25", "_", " ", "+", "\\", "%C3%A9", "?", "$", "1", "''",
@@ -192,7 +192,7 @@ fn valid_literal(rng: &mut StdRng, ty: FieldType) -> String {
                 .collect();
             format!("'{text}'")
         }
-        FieldType::Int32 => rng.gen_range(i32::MIN..=i32::MAX).to_string(),
+        FieldType::Int32 => rng.random_range(i32::MIN..=i32::MAX).to_string(),
     }
 }
 
@@ -201,11 +201,11 @@ fn valid_condition(rng: &mut StdRng) -> String {
     let field = *stored.choose(rng).unwrap();
     let ty = field.meta().ty;
     let name = field.name();
-    match rng.gen_range(0..10) {
+    match rng.random_range(0..10) {
         0 => ["true", "false"].choose(rng).unwrap().to_string(),
         1 if ty == FieldType::Bool => name.to_string(),
         2 => {
-            let values: Vec<String> = (0..rng.gen_range(1..5))
+            let values: Vec<String> = (0..rng.random_range(1..5))
                 .map(|_| valid_literal(rng, ty))
                 .collect();
             format!("{name} in ({})", values.join(","))
@@ -226,7 +226,7 @@ fn valid_condition(rng: &mut StdRng) -> String {
             };
             let op = ops.choose(rng).unwrap();
             let literal = valid_literal(rng, ty);
-            if rng.gen_bool(0.2) {
+            if rng.random_bool(0.2) {
                 format!("{literal} {op} {name}")
             } else {
                 format!("{name} {op} {literal}")
@@ -237,14 +237,14 @@ fn valid_condition(rng: &mut StdRng) -> String {
 
 fn mutate(rng: &mut StdRng, seed: &str) -> String {
     let mut chars: Vec<char> = seed.chars().collect();
-    for _ in 0..rng.gen_range(1..4) {
-        let at = rng.gen_range(0..=chars.len());
-        match rng.gen_range(0..4) {
+    for _ in 0..rng.random_range(1..4) {
+        let at = rng.random_range(0..=chars.len());
+        match rng.random_range(0..4) {
             0 if at < chars.len() => {
                 chars.remove(at);
             }
             1 if at < chars.len() => {
-                let end = rng.gen_range(at..=chars.len().min(at + 12));
+                let end = rng.random_range(at..=chars.len().min(at + 12));
                 chars.drain(at..end);
             }
             2 => {
@@ -254,7 +254,7 @@ fn mutate(rng: &mut StdRng, seed: &str) -> String {
                 }
             }
             _ if at < chars.len() => {
-                chars[at] = char::from(rng.gen_range(0x20u8..0x7f));
+                chars[at] = char::from(rng.random_range(0x20u8..0x7f));
             }
             _ => {}
         }
@@ -319,7 +319,7 @@ fn check(raw: &str, conn: &Connection, rng: &mut StdRng, accepted: &mut usize) {
     let Some(filter) = &q.filter else {
         return;
     };
-    let first = rng.gen_range(1..5);
+    let first = rng.random_range(1..5);
     check_fragment(filter, Dialect::Postgres, first, raw);
     let fragment = check_fragment(filter, Dialect::Sqlite, first, raw);
     // The SQL must be valid SQLite over the real schema, and run.

@@ -89,11 +89,19 @@ pub struct ListPage {
     pub has_more: bool,
 }
 
-/// What `/metrics` reports about the store.
+/// Rows of one tenant, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantFigures {
+    pub tenant_id: TenantId,
+    pub domain: String,
+    /// Rows, tombstones included.
+    pub rows: u64,
+    pub tombstones: u64,
+}
+
+/// What `/metrics` reports about the store's connections (cheap: no query).
 #[derive(Debug, Clone, Default)]
 pub struct StoreStats {
-    /// Per tenant: domain, rows, tombstones.
-    pub tenants: Vec<(String, u64, u64)>,
     /// Read connections open and idle.
     pub idle_readers: usize,
     /// Read connections open, idle or in use.
@@ -249,8 +257,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn count_users(&self) -> Result<u64, StoreError>;
 
-    /// Row counts and connection use, for `/metrics`.
-    async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// Connection use, for `/metrics`.
+    fn stats(&self) -> StoreStats;
+
+    /// Every tenant's rows and tombstones, for `/metrics`. Counts every row: callers cache it
+    /// (`metrics::TenantFiguresCache`).
+    async fn tenant_figures(&self) -> Result<Vec<TenantFigures>, StoreError>;
 
     /// Tells, after each commit, which tenant's rows changed (on this instance; other
     /// instances' changes are found by reading).

@@ -4,7 +4,7 @@
 //! dates with milliseconds and `Z`. Input is lenient about order, namespaces and unknown elements,
 //! and strict about safety: no DOCTYPE (so no entity expansion of any kind).
 
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::Reader;
 
 use super::DecodeError;
@@ -119,19 +119,10 @@ impl<'a> Parser<'a> {
         let mut text = String::new();
         loop {
             match self.next()? {
-                Event::Text(t) => {
-                    let part = t.unescape().map_err(|e| {
-                        malformed(format!(
-                            "<{name}> holds an unknown or malformed entity: {e}"
-                        ))
-                    })?;
-                    text.push_str(&part);
-                }
-                Event::CData(c) => {
-                    let part = std::str::from_utf8(c.as_ref())
-                        .map_err(|_| malformed(format!("<{name}> is not valid UTF-8")))?;
-                    text.push_str(part);
-                }
+                Event::Text(t) => text.push_str(&t),
+                Event::GeneralRef(r) => text.push_str(&resolve_reference(&r, name)?),
+                // The body was checked to be UTF-8 as a whole, so CDATA is text as it stands.
+                Event::CData(c) => text.push_str(&c),
                 Event::Comment(_) | Event::PI(_) => {}
                 Event::End(_) => return Ok(text),
                 Event::Start(_) | Event::Empty(_) => {
@@ -167,11 +158,32 @@ fn put(
 }
 
 fn is_blank(t: &quick_xml::events::BytesText<'_>) -> bool {
-    t.as_ref().iter().all(u8::is_ascii_whitespace)
+    t.bytes().all(|b| b.is_ascii_whitespace())
+}
+
+/// The text of `&…;` inside an element: a character reference (`&#38;`, `&#x26;`) or one of
+/// XML's five predefined entities. quick-xml reports references apart from the text around
+/// them; anything else is an entity a DTD would have to declare, and DTDs are refused.
+fn resolve_reference(r: &BytesRef<'_>, name: &str) -> Result<String, DecodeError> {
+    let unknown = |e: String| {
+        malformed(format!(
+            "<{name}> holds an unknown or malformed entity: {e}"
+        ))
+    };
+    if r.is_char_ref() {
+        return match r.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c.to_string()),
+            Ok(None) => Err(unknown(format!("&{};", &**r))),
+            Err(e) => Err(unknown(e.to_string())),
+        };
+    }
+    quick_xml::escape::resolve_predefined_entity(r)
+        .map(str::to_string)
+        .ok_or_else(|| unknown(format!("&{};", &**r)))
 }
 
 fn local_name(e: &BytesStart<'_>) -> String {
-    String::from_utf8_lossy(e.local_name().as_ref()).into_owned()
+    e.local_name().as_ref().to_string()
 }
 
 fn field_named(name: &str) -> Option<Field> {
@@ -181,9 +193,9 @@ fn field_named(name: &str) -> Option<Field> {
 fn is_nil(e: &BytesStart<'_>) -> Result<bool, DecodeError> {
     for attr in e.attributes() {
         let attr = attr.map_err(|err| malformed(format!("malformed XML attribute: {err}")))?;
-        if attr.key.local_name().as_ref() == b"nil" {
+        if attr.key.local_name().as_ref() == "nil" {
             let value = attr
-                .unescape_value()
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
                 .map_err(|err| malformed(format!("malformed XML attribute: {err}")))?;
             return Ok(value.trim() == "true" || value.trim() == "1");
         }
@@ -215,9 +227,8 @@ pub fn decode_fields(body: &[u8]) -> Result<Vec<(String, XmlValue)>, DecodeError
                     let mut list = Vec::new();
                     loop {
                         match p.next()? {
-                            Event::Text(t) => text.push_str(&t.unescape().map_err(|err| {
-                                malformed(format!("<{name}> holds a malformed entity: {err}"))
-                            })?),
+                            Event::Text(t) => text.push_str(&t),
+                            Event::GeneralRef(r) => text.push_str(&resolve_reference(&r, &name)?),
                             Event::Start(item) => {
                                 let item_name = local_name(&item);
                                 list.push(p.text_until_end(&item_name)?);
@@ -433,5 +444,58 @@ mod tests {
     fn unknown_entities_are_refused() {
         let body = b"<job_dispatch_log><rejected_reason>&xxe;</rejected_reason></job_dispatch_log>";
         assert!(decode_one(body).is_err());
+    }
+
+    fn reason(body: &str) -> Result<RawRecord, DecodeError> {
+        decode_one(
+            format!(
+                "<job_dispatch_log><rejected_reason>{body}</rejected_reason></job_dispatch_log>"
+            )
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn character_references_and_predefined_entities_become_their_text() {
+        let r = reason("1&#x26;2&#38;3&lt;&gt;&quot;&apos;&#xD;&#10;é&#233;").unwrap();
+        assert_eq!(
+            r.get(Field::RejectedReason),
+            Some(&RawValue::Text("1&2&3<>\"'\r\néé".into()))
+        );
+        // Our own encoder's output reads back identical (carriage returns included).
+        let row = JobDispatchLog {
+            id: uuid::Uuid::new_v4(),
+            jobs_id: uuid::Uuid::new_v4(),
+            user_id: uuid::Uuid::new_v4(),
+            date_create: crate::domain::Timestamp::from_ticks(0),
+            date_proceeded: crate::domain::Timestamp::UNSET_PROCEEDED,
+            is_accepted: false,
+            is_rejected: true,
+            rejected_reason: "a\r\nb & <c>".into(),
+            sys_logical_delete: false,
+            is_workshop: false,
+            modified_dateutc: crate::domain::Timestamp::from_ticks(0),
+            sequence: 1,
+            assigned_user_ids: String::new(),
+        };
+        let back = decode_one(encode_row(&row).as_bytes()).unwrap();
+        assert_eq!(
+            back.get(Field::RejectedReason),
+            Some(&RawValue::Text("a\r\nb & <c>".into()))
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_refused_with_the_element_named() {
+        for bad in ["&#0;", "&#xFFFFFFFF;", "&#x;", "&#12a;", "&amp", "& b"] {
+            match reason(bad) {
+                Err(DecodeError::Malformed(m)) => assert!(!m.is_empty(), "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        match reason("&#0;") {
+            Err(DecodeError::Malformed(m)) => assert!(m.contains("<rejected_reason>"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

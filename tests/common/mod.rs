@@ -19,6 +19,8 @@ pub const ADMIN: &str = "admin:secret@acme";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The `--metrics-listen` address, when the settings gave one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub dir: TempDir,
@@ -169,11 +171,16 @@ pub async fn spawn_app_with(
         purge_interval: std::time::Duration::from_secs(3600),
         limits: Default::default(),
         store: Default::default(),
+        trusted_proxies: Default::default(),
+        metrics_listen: None,
+        metrics_tenant_names: false,
+        metrics_refresh: std::time::Duration::ZERO,
     };
     adjust(&mut settings);
     let database = settings.database.clone();
     let app = Application::build(settings).await.expect("the app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let store = app.store();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -181,6 +188,7 @@ pub async fn spawn_app_with(
     }));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::new(),
         store,
         dir,
@@ -538,14 +546,16 @@ pub fn parse_xml(doc: &str) -> El {
     use quick_xml::events::{BytesStart, Event};
     fn element(e: &BytesStart<'_>) -> El {
         El {
-            name: String::from_utf8(e.name().as_ref().to_vec()).unwrap(),
+            name: e.name().as_ref().to_string(),
             attrs: e
                 .attributes()
                 .map(|a| {
                     let a = a.unwrap();
                     (
-                        String::from_utf8(a.key.as_ref().to_vec()).unwrap(),
-                        a.unescape_value().unwrap().into_owned(),
+                        a.key.as_ref().to_string(),
+                        a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                            .unwrap()
+                            .into_owned(),
                     )
                 })
                 .collect(),
@@ -571,7 +581,19 @@ pub fn parse_xml(doc: &str) -> El {
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&t.unescape().unwrap());
+                    top.text.push_str(&t);
+                }
+            }
+            // `&…;` comes apart from the text around it.
+            Event::GeneralRef(r) => {
+                if let Some(top) = stack.last_mut() {
+                    let text = match r.resolve_char_ref().unwrap() {
+                        Some(c) => c.to_string(),
+                        None => quick_xml::escape::resolve_predefined_entity(&r)
+                            .unwrap_or_else(|| panic!("unknown entity &{};", &*r))
+                            .to_string(),
+                    };
+                    top.text.push_str(&text);
                 }
             }
             Event::End(_) => {

@@ -23,7 +23,7 @@ use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
 use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
-use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
+use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
 /// The stored columns, in the order [`row_of`] reads them.
 const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_accepted, \
@@ -1226,21 +1226,22 @@ impl Conn for PgConn {
         Ok(rows)
     }
 
-    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError> {
         self.settle()?;
         self.query(
-            "SELECT t.domain, COUNT(j.id), COUNT(j.id) FILTER (WHERE j.sys_logical_delete)
+            "SELECT t.id, t.domain, COUNT(j.id), COUNT(j.id) FILTER (WHERE j.sys_logical_delete)
              FROM tenant t LEFT JOIN job_dispatch_log j ON j.tenant_id = t.id
-             GROUP BY t.id ORDER BY t.domain",
+             GROUP BY t.id ORDER BY t.id",
             &[],
         )?
         .iter()
         .map(|r| {
-            Ok((
-                r.try_get(0)?,
-                r.try_get::<_, i64>(1)? as u64,
-                r.try_get::<_, i64>(2)? as u64,
-            ))
+            Ok(TenantFigures {
+                tenant_id: r.try_get(0)?,
+                domain: r.try_get(1)?,
+                rows: r.try_get::<_, i64>(2)? as u64,
+                tombstones: r.try_get::<_, i64>(3)? as u64,
+            })
         })
         .collect()
     }

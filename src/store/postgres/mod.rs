@@ -11,10 +11,12 @@ mod conn;
 mod group;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::time::Duration;
 
 pub use self::conn::PgConn;
+pub use self::tls::PgTarget;
 use super::sql::conn::Conn;
 use super::sql::pool::Pool;
 use super::sql::writer::Writer;
@@ -60,10 +62,8 @@ impl From<tokio_postgres::Error> for StoreError {
     }
 }
 
-fn connect(url: &str) -> Result<PgConn, StoreError> {
-    let mut config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| StoreError::Internal(e.into()))?;
+fn connect(target: &PgTarget) -> Result<PgConn, StoreError> {
+    let mut config = target.config.clone();
     config.application_name("dispatchlog");
     config.connect_timeout(Duration::from_secs(5));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,41 +71,61 @@ fn connect(url: &str) -> Result<PgConn, StoreError> {
         .build()
         .map_err(|e| StoreError::Internal(e.into()))?;
     // Whatever keeps a session from opening — the server down or unreachable, the database
-    // refusing connections (55000 while ALLOW_CONNECTIONS is off), too many clients — means
-    // the database is unavailable to this request: 503, and the next request tries again.
-    let (client, connection) = runtime
-        .block_on(config.connect(tokio_postgres::NoTls))
-        .map_err(|e| StoreError::Unavailable(e.into()))?;
-    // The connection runs whenever a call blocks on the runtime; it ends with the session.
-    runtime.spawn(async move {
-        let _ = connection.await;
-    });
+    // refusing connections (55000 while ALLOW_CONNECTIONS is off), too many clients, a TLS
+    // handshake that fails — means the database is unavailable to this request: 503, and the
+    // next request tries again.
+    let client = match target.tls.clone() {
+        Some(tls) => {
+            let (client, connection) = runtime
+                .block_on(config.connect(tls))
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            // The connection runs whenever a call blocks on the runtime; it ends with the
+            // session.
+            runtime.spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+        None => {
+            let (client, connection) = runtime
+                .block_on(config.connect(tokio_postgres::NoTls))
+                .map_err(|e| StoreError::Unavailable(e.into()))?;
+            runtime.spawn(async move {
+                let _ = connection.await;
+            });
+            client
+        }
+    };
     Ok(PgConn::new(runtime, client))
 }
 
 /// A connection for the writer, with its session settings.
-fn connect_writer(url: &str) -> Result<PgConn, StoreError> {
-    let mut conn = connect(url)?;
+fn connect_writer(target: &PgTarget) -> Result<PgConn, StoreError> {
+    let mut conn = connect(target)?;
     conn.execute_batch(conn::WRITER_SESSION)?;
     Ok(conn)
 }
 
 /// Connects, applies the migrations not yet recorded, and starts the writer and readers.
-pub async fn open(url: &str, pool: &StoreOptions) -> anyhow::Result<PostgresStore> {
-    let url = url.to_string();
-    let pool = pool.clone();
+pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
+    let target = PgTarget::parse(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?;
+    let options = options.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = connect(&url)
-            .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
+        let mut conn = connect(&target).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot connect to the PostgreSQL database: {}",
+                error_chain(&e)
+            )
+        })?;
         conn.migrate(MIGRATIONS)?;
         conn.execute_batch(conn::WRITER_SESSION)
             .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
-        let writer_url = url.clone();
-        let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_url)))?;
+        let writer_target = target.clone();
+        let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_target)))?;
         let readers = Pool::new(
-            Box::new(move || connect(&url)),
-            pool.max_read_connections,
-            pool.acquire_timeout,
+            Box::new(move || connect(&target)),
+            options.max_read_connections,
+            options.acquire_timeout,
         );
         Ok(SqlStore::new(writer, Some(readers)))
     })
@@ -120,7 +140,25 @@ pub fn migrate_through(url: &str, last: i64) -> anyhow::Result<()> {
         .copied()
         .filter(|(version, _)| *version <= last)
         .collect();
-    let mut conn = connect(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let target = PgTarget::parse(url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut conn = connect(&target).map_err(|e| anyhow::anyhow!("{}", error_chain(&e)))?;
     conn.migrate(&migrations)?;
     Ok(())
+}
+
+/// An error and its causes, one after another: tokio-postgres's own message for a failed TLS
+/// handshake ("error performing TLS handshake") leaves out why (an unknown issuer, a name the
+/// certificate does not cover), which is what the operator needs to read.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }

@@ -5,10 +5,14 @@
 use uuid::Uuid;
 
 use super::conn::WRITER_SESSION;
-use super::{connect, PgConn, MIGRATIONS};
+use super::{PgConn, PgTarget, MIGRATIONS};
 use crate::domain::{JobDispatchLog, Role, Timestamp};
 use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
 use crate::store::{NewUser, TenantId};
+
+fn connect(url: &str) -> Result<PgConn, crate::store::StoreError> {
+    super::connect(&PgTarget::parse(url).expect("a valid test URL"))
+}
 
 /// Drops the test database when the test ends.
 struct Dropper {

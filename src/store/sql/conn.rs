@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::ListQuery;
-use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
+use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
 /// One history entry to record.
 pub struct NewHistory<'a> {
@@ -210,8 +210,8 @@ pub trait Conn: Send + 'static {
     /// Removes rows logically deleted before `cutoff` (raising each tenant's horizon).
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError>;
 
-    /// Per tenant: its domain, its rows, and how many of them are tombstones.
-    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError>;
+    /// Per tenant: its id, its domain, its rows, and how many of them are tombstones.
+    fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError>;
 
     fn find_login(
         &mut self,

@@ -17,7 +17,7 @@ use self::pool::Pool;
 use self::writer::Writer;
 use super::{
     ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome,
-    Store, StoreError, StoreStats, TenantId,
+    Store, StoreError, StoreStats, TenantFigures, TenantId,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
@@ -319,14 +319,16 @@ impl<C: Conn> Store for SqlStore<C> {
         self.read(move |conn| conn.find_token(&hash)).await
     }
 
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let tenants = self.read(|conn| conn.tenant_counts()).await?;
-        Ok(StoreStats {
-            tenants,
+    fn stats(&self) -> StoreStats {
+        StoreStats {
             idle_readers: self.readers.as_ref().map_or(0, |p| p.idle()),
             open_readers: self.readers.as_ref().map_or(0, |p| p.open()),
             writer_queue: self.writer.queue_depth(),
-        })
+        }
+    }
+
+    async fn tenant_figures(&self) -> Result<Vec<TenantFigures>, StoreError> {
+        self.read(|conn| conn.tenant_counts()).await
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<TenantId> {

@@ -10,7 +10,7 @@ use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
 use crate::store::sql::conn::{Conn, NewHistory};
-use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
+use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
 /// The stored columns, in the order [`row_of`] reads them.
 pub const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_accepted, \
@@ -542,19 +542,20 @@ impl Conn for SqliteConn {
         Ok(rows as u64)
     }
 
-    fn tenant_counts(&mut self) -> Result<Vec<(String, u64, u64)>, StoreError> {
+    fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT t.domain, COUNT(j.id), COALESCE(SUM(j.sys_logical_delete), 0)
+            "SELECT t.id, t.domain, COUNT(j.id), COALESCE(SUM(j.sys_logical_delete), 0)
              FROM tenant t LEFT JOIN job_dispatch_log j ON j.tenant_id = t.id
-             GROUP BY t.id ORDER BY t.domain",
+             GROUP BY t.id ORDER BY t.id",
         )?;
         let counts = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
+                Ok(TenantFigures {
+                    tenant_id: r.get(0)?,
+                    domain: r.get(1)?,
+                    rows: r.get::<_, i64>(2)? as u64,
+                    tombstones: r.get::<_, i64>(3)? as u64,
+                })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(counts)

@@ -225,3 +225,23 @@ pub fn migrate_through(conn: &Connection, last: i64) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// CVE-2025-6965 (memory corruption through aggregate terms exceeding column counts) is
+    /// fixed in SQLite 3.50.2; the bundled library must be at least that.
+    #[test]
+    fn the_bundled_sqlite_is_3_50_2_or_later() {
+        assert!(
+            rusqlite::version_number() >= 3_050_002,
+            "{}",
+            rusqlite::version()
+        );
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let running: String = conn
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .unwrap();
+        let parts: Vec<u32> = running.split('.').map(|p| p.parse().unwrap()).collect();
+        assert!(parts >= vec![3, 50, 2], "{running}");
+    }
+}
