@@ -8,7 +8,7 @@
 //! | `sslmode` | encrypted | server certificate checked |
 //! |---|---|---|
 //! | `disable` | never | — |
-//! | `prefer` (default) | when the server offers TLS | no |
+//! | `prefer` (default; libpq's `allow` is read as this) | when the server offers TLS | no |
 //! | `require` | always | no (as `verify-ca` when `sslrootcert` is given, like libpq) |
 //! | `verify-ca` | always | signed by a trusted CA |
 //! | `verify-full` | always | signed by a trusted CA and issued for the host connected to |
