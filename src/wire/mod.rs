@@ -3,6 +3,7 @@
 //! The original serves JSON and XML from the same resource; clients of either must keep working.
 //! Everything here is driven by the field table of [`crate::domain::fields`].
 
+pub mod cursor;
 pub mod documents;
 pub mod json;
 pub mod problem;
