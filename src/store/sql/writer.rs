@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -31,6 +31,20 @@ use crate::store::{StoreError, TenantId};
 
 /// The most jobs committed together; bounds the latency one commit adds to its first job.
 const MAX_GROUP: usize = 512;
+
+/// Told of every group the writer runs. The service's metrics registry listens: it sits above
+/// the store, so the writer reports through this rather than import it.
+pub trait GroupObserver: Send + Sync {
+    /// A group of `jobs` write jobs starts; `still_queued` jobs wait behind it.
+    fn group_formed(&self, jobs: usize, still_queued: usize);
+}
+
+static GROUP_OBSERVER: OnceLock<&'static dyn GroupObserver> = OnceLock::new();
+
+/// Sets, once per process, who hears of the writers' groups.
+pub fn observe_groups(observer: &'static dyn GroupObserver) {
+    let _ = GROUP_OBSERVER.set(observer);
+}
 
 /// The last stamp of each tenant locked by the current group.
 #[derive(Debug, Default)]
@@ -299,7 +313,9 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
             }
         };
         let Some(c) = conn.as_mut() else { continue };
-        crate::metrics::global().record_group_commit(begun.jobs.len(), rx.len());
+        if let Some(observer) = GROUP_OBSERVER.get() {
+            observer.group_formed(begun.jobs.len(), rx.len());
+        }
         let (finished, used) = run_jobs(c, begun);
         // Where the engine sends the next group's start with this commit, jobs that came
         // meanwhile form that group; a read waits for the commit and runs between the groups.
