@@ -53,7 +53,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        store::sql::writer::observe_groups(crate::metrics::global());
+        store::shared::writer::observe_groups(crate::metrics::global());
         let store = store::open(&settings.database).await?;
         match auth::bootstrap(&*store, settings.admin.as_ref()).await? {
             Bootstrap::Generated { password } => eprintln!(

@@ -104,7 +104,7 @@ pub fn global() -> &'static Registry {
     })
 }
 
-impl crate::store::sql::writer::GroupObserver for Registry {
+impl crate::store::shared::writer::GroupObserver for Registry {
     fn group_formed(&self, jobs: usize, still_queued: usize) {
         self.record_group_commit(jobs, still_queued);
     }

@@ -5,7 +5,7 @@
 //! its own way while giving the same guarantees (SPEC §7, §10).
 
 pub mod postgres;
-pub mod sql;
+pub mod shared;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -22,7 +22,7 @@ use crate::domain::job_dispatch_log::assigned_user_ids;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
-use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
+use crate::store::shared::conn::{Conn, NewHistory, Prefetch};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
 /// The stored columns, in the order [`row_of`] reads them.

@@ -3,7 +3,7 @@
 //!
 //! Each instance has one writer connection (group commit, as on SQLite) and a pool of readers.
 //! Stamps follow commit order across instances because every write group locks the rows of the
-//! tenants it writes to for its whole transaction (see `store::sql::writer`). A connection that
+//! tenants it writes to for its whole transaction (see `store::shared::writer`). A connection that
 //! breaks (database restarted, network cut) is replaced on next use, so the service answers 503
 //! while the database is away and recovers by itself when it returns.
 
@@ -15,10 +15,10 @@ mod tests;
 use std::time::Duration;
 
 pub use self::conn::PgConn;
-use super::sql::conn::Conn;
-use super::sql::pool::Pool;
-use super::sql::writer::Writer;
-use super::sql::SqlStore;
+use super::shared::conn::Conn;
+use super::shared::pool::Pool;
+use super::shared::writer::Writer;
+use super::shared::SqlStore;
 use super::StoreError;
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.

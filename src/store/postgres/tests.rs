@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::conn::WRITER_SESSION;
 use super::{connect, PgConn, MIGRATIONS};
 use crate::domain::{JobDispatchLog, Role, Timestamp};
-use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
+use crate::store::shared::conn::{Conn, NewHistory, Prefetch};
 use crate::store::{NewUser, TenantId};
 
 /// Drops the test database when the test ends.

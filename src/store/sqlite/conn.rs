@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
-use crate::store::sql::conn::{Conn, NewHistory};
+use crate::store::shared::conn::{Conn, NewHistory};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
 /// The stored columns, in the order [`row_of`] reads them.

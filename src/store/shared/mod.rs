@@ -1,4 +1,4 @@
-//! The engine-independent half of the store: the writer with group commit, the read pool, and
+//! The half of the store both engines share: the writer with group commit, the read pool, and
 //! every operation, over the [`Conn`] trait that each engine implements with its own SQL.
 
 pub mod conn;
