@@ -4,6 +4,7 @@
 pub mod conn;
 pub mod ops;
 pub mod pool;
+pub mod sql;
 pub mod writer;
 
 use std::sync::Arc;
