@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use clap::Parser;
 use dispatchlog::domain::{Principal, Role, Timestamp};
-use dispatchlog::store::shared::conn::Conn;
+use dispatchlog::store::shared::conn::GroupConn;
 use dispatchlog::store::shared::ops;
 use dispatchlog::store::sqlite::SqliteConn;
 use rusqlite::{params, Connection, OpenFlags};

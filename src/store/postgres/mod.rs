@@ -7,15 +7,18 @@
 //! breaks (database restarted, network cut) is replaced on next use, so the service answers 503
 //! while the database is away and recovers by itself when it returns.
 
+mod client;
+mod columns;
 mod conn;
 mod group;
+mod pipeline;
 #[cfg(test)]
 mod tests;
 
 use std::time::Duration;
 
-pub use self::conn::PgConn;
-use super::shared::conn::Conn;
+pub use self::client::PgConn;
+use super::shared::conn::GroupConn;
 use super::shared::pool::Pool;
 use super::shared::writer::Writer;
 use super::shared::SqlStore;
@@ -89,7 +92,7 @@ fn connect(url: &str) -> Result<PgConn, StoreError> {
 /// A connection for the writer, with its session settings.
 fn connect_writer(url: &str) -> Result<PgConn, StoreError> {
     let mut conn = connect(url)?;
-    conn.execute_batch(conn::WRITER_SESSION)?;
+    conn.execute_batch(pipeline::WRITER_SESSION)?;
     Ok(conn)
 }
 
@@ -100,7 +103,7 @@ pub async fn open(url: &str) -> anyhow::Result<PostgresStore> {
         let mut conn = connect(&url)
             .map_err(|e| anyhow::anyhow!("cannot connect to the PostgreSQL database: {e}"))?;
         conn.migrate(MIGRATIONS)?;
-        conn.execute_batch(conn::WRITER_SESSION)
+        conn.execute_batch(pipeline::WRITER_SESSION)
             .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
         let writer_url = url.clone();
         let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_url)))?;

@@ -8,7 +8,7 @@
 //!
 //! Where a round trip to the database costs much (PostgreSQL), the jobs that arrived while a
 //! group ran form the next group, which is begun in the same exchange as the commit of the
-//! previous one ([`Conn::commit_then_begin`]).
+//! previous one ([`super::conn::GroupConn::commit_then_begin`]).
 //!
 //! **Stamps in commit order.** At the start of a group the writer locks the row of every tenant
 //! the group writes to (in id order, so writers of several instances never deadlock) and reads

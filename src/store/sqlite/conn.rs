@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{Dialect, ListQuery, SqlValue};
-use crate::store::shared::conn::{Conn, NewHistory};
+use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, RowConn};
 use crate::store::shared::sql::{self, decode_history, decode_login, decode_row, SqlRow};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
@@ -97,7 +97,7 @@ impl SqliteConn {
     }
 }
 
-impl Conn for SqliteConn {
+impl GroupConn for SqliteConn {
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch(sql)?)
     }
@@ -131,7 +131,9 @@ impl Conn for SqliteConn {
             .execute(params![tenant, stamp.ticks()])?;
         Ok(())
     }
+}
 
+impl RowConn for SqliteConn {
     fn select_row(
         &mut self,
         tenant: TenantId,
@@ -435,7 +437,9 @@ impl Conn for SqliteConn {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(counts)
     }
+}
 
+impl AccountConn for SqliteConn {
     fn find_login(
         &mut self,
         domain: &str,
