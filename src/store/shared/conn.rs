@@ -1,5 +1,7 @@
-//! What the shared operations need from a database connection. SQLite and PostgreSQL each
-//! implement it once, with their own SQL; everything above it is engine-independent.
+//! What the shared operations need from a database connection, in three traits by job:
+//! transactions and the writer's group protocol ([`GroupConn`]), rows ([`RowConn`]), users and
+//! tokens ([`AccountConn`]). SQLite and PostgreSQL each implement them once, with the SQL they
+//! share (`sql.rs`) and their own; everything above them is engine-independent.
 
 use std::collections::HashMap;
 
