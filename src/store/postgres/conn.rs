@@ -20,7 +20,7 @@ use crate::store::shared::sql::{self, decode_history, decode_login};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantId};
 
 impl PgConn {
-    /// The current assignees of several jobs at once, in the order of [`Conn::assignees`].
+    /// The current assignees of several jobs at once, in the order of [`RowConn::assignees`].
     fn assignees_of_jobs(
         &mut self,
         tenant: TenantId,
@@ -249,7 +249,7 @@ impl RowConn for PgConn {
     }
 
     /// PostgreSQL keeps no `job_assignees` table: each job's text is derived from its rows
-    /// when read ([`Conn::job_assignees`]), which spares every Save one more row to write on
+    /// when read ([`RowConn::job_assignees`]), which spares every Save one more row to write on
     /// the writer's single connection.
     fn store_job_assignees(
         &mut self,
