@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use dispatchlog::domain::{merge, DispatchDraft, Timestamp};
-use dispatchlog::store::sql::conn::{Conn, NewHistory};
+use dispatchlog::store::shared::conn::{GroupConn, NewHistory, RowConn};
 use dispatchlog::store::sqlite::SqliteConn;
 use rusqlite::Connection;
 use uuid::Uuid;

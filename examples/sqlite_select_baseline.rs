@@ -8,7 +8,7 @@
 //! - **raw**: a plain `SELECT` of every stored column through rusqlite, each column read into
 //!   its Rust type (16-byte GUIDs into `Uuid`, integers, booleans, the text) — the rate the
 //!   issue compares the feed with.
-//! - **store**: the service's own `store::sql::ops::changes` on the SQLite engine's `Conn`
+//! - **store**: the service's own `store::shared::ops::changes` on the SQLite engine's `Conn`
 //!   (the same call the HTTP handler makes: the `SELECT`, decoding into `JobDispatchLog`, the
 //!   `assigned_user_ids` of every job in the page, the purge horizon check) — the feed without
 //!   HTTP, auth and JSON, to show where the time between the two goes.
@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::ensure;
 use clap::Parser;
 use dispatchlog::domain::{Principal, Role, Timestamp};
-use dispatchlog::store::sql::conn::Conn;
-use dispatchlog::store::sql::ops;
+use dispatchlog::store::shared::conn::GroupConn;
+use dispatchlog::store::shared::ops;
 use dispatchlog::store::sqlite::SqliteConn;
 use rusqlite::{params, Connection, OpenFlags};
 use uuid::Uuid;

@@ -90,6 +90,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        store::shared::writer::observe_groups(crate::metrics::global());
         let store = store::open_with(&settings.database, &settings.store).await?;
         match auth::bootstrap(&*store, settings.admin.as_ref()).await? {
             Bootstrap::Generated { password } => eprintln!(

@@ -110,6 +110,12 @@ pub fn global() -> &'static Registry {
     })
 }
 
+impl crate::store::shared::writer::GroupObserver for Registry {
+    fn group_formed(&self, jobs: usize, still_queued: usize) {
+        self.record_group_commit(jobs, still_queued);
+    }
+}
+
 /// Escapes a label value (backslash, quote, newline).
 fn label(value: &str) -> String {
     value

@@ -8,22 +8,6 @@ use serde_json::Value;
 
 const METHODS: [&str; 4] = ["get", "put", "post", "delete"];
 
-/// The paths the router serves, read from the router itself so a new route cannot go
-/// undocumented.
-fn router_paths() -> Vec<String> {
-    let source = include_str!("../src/http/mod.rs");
-    let mut paths = Vec::new();
-    let mut rest = source;
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        let from = rest.find('"').unwrap() + 1;
-        let to = from + rest[from..].find('"').unwrap();
-        paths.push(rest[from..to].to_string());
-    }
-    assert!(paths.len() >= 10, "the router's routes were not found");
-    paths
-}
-
 async fn document() -> Value {
     let app = spawn_app().await;
     let res = app.anonymous().get("/openapi.json").await;
@@ -51,15 +35,7 @@ async fn the_document_is_openapi_3_1_and_lists_every_route_of_the_router() {
     let doc = document().await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    for path in router_paths() {
-        // `/api/{key}` is the original's OData key syntax.
-        let documented = if path == "/api/{key}" {
-            "/api/JobDispatchLog({id})".to_string()
-        } else {
-            path.clone()
-        };
-        assert!(paths.contains_key(&documented), "{path} is not documented");
-    }
+    // That the router serves exactly the catalogue's routes is checked in-process (src/http/routes.rs).
     for path in [
         "/api/JobDispatchLog/Save",
         "/api/JobDispatchLog/SaveMultiple",

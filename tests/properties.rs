@@ -15,8 +15,9 @@ use dispatchlog::auth::{basic_login, bearer_token};
 use dispatchlog::domain::job_dispatch_log::DispatchDraft;
 use dispatchlog::domain::timestamp::{DateError, Timestamp};
 use dispatchlog::error::ApiError;
-use dispatchlog::http::changes::{decode_cursor, encode_cursor};
+use dispatchlog::http::changes::decode_cursor;
 use dispatchlog::http::decode_failed;
+use dispatchlog::wire::cursor::encode_cursor;
 use dispatchlog::wire::{self, Format};
 use proptest::prelude::*;
 

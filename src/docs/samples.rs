@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::{Body, Document, Reply, CHANGES, DISPATCH, HISTORY, LIST_PAGE};
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
-use crate::wire::xml::INSTANCE_NS;
 use crate::wire::{documents, json, xml, Format};
 
 const SAMPLE_TIME: &str = "2026-01-11T21:02:31.7932294+00:00";
@@ -103,20 +102,14 @@ pub fn reply(reply: Reply, format: Format) -> Option<String> {
 fn document(doc: &Document, format: Format) -> String {
     let rows = sample_rows();
     match doc.name {
-        n if n == DISPATCH.name => match format {
-            Format::Json => serde_json::json!({
-                "jobs_id": rows[0].jobs_id.to_string(),
-                "user_ids": [rows[0].user_id.to_string(), rows[1].user_id.to_string()],
-                "is_workshop": false,
-            })
-            .to_string(),
-            Format::Xml => format!(
-                "<{n} xmlns:i=\"{INSTANCE_NS}\"><is_workshop>false</is_workshop><jobs_id>{}</jobs_id><user_ids><guid>{}</guid><guid>{}</guid></user_ids></{n}>",
-                rows[0].jobs_id, rows[0].user_id, rows[1].user_id
-            ),
-        },
+        n if n == DISPATCH.name => documents::encode_dispatch(
+            format,
+            rows[0].jobs_id,
+            &[rows[0].user_id, rows[1].user_id],
+            false,
+        ),
         n if n == CHANGES.name => {
-            let cursor = crate::http::changes::encode_cursor(Some(time()));
+            let cursor = crate::wire::cursor::encode_cursor(Some(time()));
             let removed = [guid("3a3f6f8a-a84d-4ed8-ab7f-560bbe4362b6")];
             documents::encode_changes(format, &rows, &removed, &cursor, false)
         }
@@ -139,17 +132,10 @@ fn document(doc: &Document, format: Format) -> String {
             };
             documents::encode_history(format, rows[0].id, &[entry])
         }
-        n if n == LIST_PAGE.name => match format {
-            Format::Json => {
-                let mut out = String::from(
-                    "{\"@odata.context\":\"/api/$metadata#JobDispatchLog\",\"value\":",
-                );
-                json::write_rows(&mut out, &rows, None);
-                out.push_str(",\"@odata.count\":2}");
-                out
-            }
-            Format::Xml => xml::encode_rows(&rows),
-        },
+        // The context URL relative: the service writes it under the host a client called.
+        n if n == LIST_PAGE.name => {
+            documents::encode_list_page(format, &rows, None, "", Some(2), None)
+        }
         _ => String::new(),
     }
 }

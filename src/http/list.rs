@@ -11,7 +11,8 @@ use super::extract::{Caller, Wire};
 use super::{respond, AppState};
 use crate::error::ApiError;
 use crate::query::ListQuery;
-use crate::wire::{json, percent_decode, xml, Format};
+use crate::wire::documents::encode_list_page;
+use crate::wire::percent_decode;
 
 pub async fn list_job_dispatch_logs(
     State(state): State<AppState>,
@@ -27,28 +28,14 @@ pub async fn list_job_dispatch_logs(
     // would loop forever, so there is none.
     let next = (page.has_more && query.top > 0)
         .then(|| next_link(&base, uri.query(), query.skip + u64::from(query.top)));
-    let select = query.select.as_deref();
-    let mut body = String::with_capacity(256 + page.rows.len() * 600);
-    match neg.format {
-        Format::Json => {
-            body.push_str("{\"@odata.context\":");
-            body.push_str(
-                &serde_json::Value::from(format!("{base}/api/$metadata#JobDispatchLog"))
-                    .to_string(),
-            );
-            body.push_str(",\"value\":");
-            json::write_rows(&mut body, &page.rows, select);
-            if let Some(count) = page.count {
-                body.push_str(&format!(",\"@odata.count\":{count}"));
-            }
-            if let Some(next) = &next {
-                body.push_str(",\"@odata.nextLink\":");
-                body.push_str(&serde_json::Value::from(next.as_str()).to_string());
-            }
-            body.push('}');
-        }
-        Format::Xml => xml::write_rows(&mut body, &page.rows, select),
-    }
+    let body = encode_list_page(
+        neg.format,
+        &page.rows,
+        query.select.as_deref(),
+        &base,
+        page.count,
+        next.as_deref(),
+    );
     let mut res = respond::body(neg, StatusCode::OK, body);
     if let Some(count) = page.count {
         if let Ok(v) = HeaderValue::from_str(&count.to_string()) {

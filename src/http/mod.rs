@@ -14,6 +14,7 @@ mod history;
 mod list;
 mod put;
 pub mod respond;
+mod routes;
 mod save;
 mod save_multiple;
 pub mod service;
@@ -27,7 +28,6 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -51,50 +51,14 @@ pub struct AppState {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every route of the service.
+/// The service: every route of [`routes::routes`], behind the middleware.
 pub fn router(state: AppState) -> Router {
     let trusted_proxies = state.trusted_proxies.clone();
-    let rows = get(get::get_job_dispatch_log)
-        .put(put::put_job_dispatch_log)
-        .delete(delete::delete_job_dispatch_log);
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/api/JobDispatchLog", get(list::list_job_dispatch_logs))
-        .route("/metrics", get(service::metrics_for_admin))
-        .route("/openapi.json", get(service::openapi_json))
-        .route("/Help", get(help::help_index))
-        .route("/Help/Api/{page}", get(help::help_page))
-        .route(
-            "/api/JobDispatchLog/Save",
-            post(save::save_job_dispatch_log),
-        )
-        .route(
-            "/api/JobDispatchLog/SaveMultiple",
-            post(save_multiple::save_job_dispatch_logs),
-        )
-        .route("/api/JobDispatchLog/Dispatch", post(dispatch::dispatch_job))
-        .route(
-            "/api/JobDispatchLog/Changes",
-            get(changes::list_job_dispatch_log_changes),
-        )
-        .route(
-            "/api/JobDispatchLog/Changes/Stream",
-            get(stream::stream_job_dispatch_log_changes),
-        )
-        .route(
-            "/api/JobDispatchLog/{id}/Accept",
-            post(decide::accept_job_dispatch_log),
-        )
-        .route(
-            "/api/JobDispatchLog/{id}/Reject",
-            post(decide::reject_job_dispatch_log),
-        )
-        .route(
-            "/api/JobDispatchLog/{id}/History",
-            get(history::get_job_dispatch_log_history),
-        )
-        .route("/api/JobDispatchLog/{id}", rows.clone())
-        .route("/api/{key}", rows)
+    routes::routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(render_problems))
@@ -147,7 +111,10 @@ pub fn router(state: AppState) -> Router {
 /// The separate metrics address (`--metrics-listen`): `/metrics` only, without credentials.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(service::metrics_for_operator))
+        .route(
+            "/metrics",
+            axum::routing::get(service::metrics_for_operator),
+        )
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::from_fn(render_problems))
@@ -191,6 +158,22 @@ async fn render_problems(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(problem.encode(form)))
 }
 
+/// The fixed path segments of the API's routes, in their canonical case (a test checks that
+/// every segment of the catalogue's paths is here).
+const SEGMENTS: [&str; 11] = [
+    "api",
+    "JobDispatchLog",
+    "Save",
+    "SaveMultiple",
+    "Changes",
+    "Stream",
+    "Accept",
+    "Reject",
+    "Dispatch",
+    "History",
+    "Help",
+];
+
 /// The original's routes are case-insensitive (ASP.NET); clients send
 /// `/api/jobdispatchlog/save` as often as `/api/JobDispatchLog/Save`. Known segments are put
 /// in their canonical case before routing.
@@ -204,19 +187,6 @@ pub fn canonical_path(path: &str) -> Option<String> {
         let canonical = format!("{HELP_PAGES}{}", &path[HELP_PAGES.len()..]);
         return (canonical != path).then_some(canonical);
     }
-    const SEGMENTS: [&str; 11] = [
-        "api",
-        "JobDispatchLog",
-        "Save",
-        "SaveMultiple",
-        "Changes",
-        "Stream",
-        "Accept",
-        "Reject",
-        "Dispatch",
-        "History",
-        "Help",
-    ];
     // A segment in another case than its canonical one: the name to write instead.
     let recased = |segment: &str| {
         SEGMENTS.into_iter().find(|known| {
@@ -270,7 +240,6 @@ mod tests {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
 
-        // A fallback rather than routes: tests/openapi.rs reads this file's routes.
         let app = Router::new()
             .fallback(|req: Request| async move {
                 match req.uri().path() {

@@ -17,12 +17,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::changes::{bad_escape, decode_cursor, encode_cursor};
+use super::changes::{bad_escape, decode_cursor};
 use super::extract::Caller;
 use super::AppState;
 use crate::domain::{Principal, Timestamp};
 use crate::error::ApiError;
 use crate::store::{ChangesPage, Store, StoreError, TenantId};
+use crate::wire::cursor::encode_cursor;
 use crate::wire::{json, query_value};
 
 /// Changes read per round.

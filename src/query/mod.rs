@@ -18,6 +18,8 @@
 
 mod filter;
 mod lexer;
+mod literals;
+mod parser;
 mod sql;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! its own way while giving the same guarantees (SPEC §7, §10).
 
 pub mod postgres;
-pub mod sql;
+pub mod shared;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -155,8 +155,53 @@ pub enum DeleteOutcome {
     AlreadyDeleted,
 }
 
+/// Users and their bearer tokens: what logins and the operator's commands need.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait AccountStore: Send + Sync {
+    /// Stores a new bearer token (its SHA-256) for a user. False when there is no such user.
+    async fn add_token(
+        &self,
+        domain: &str,
+        username: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every token of a user; the number revoked.
+    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError>;
+
+    /// The user a token (by its SHA-256) belongs to.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError>;
+
+    async fn find_login(
+        &self,
+        domain: &str,
+        username: &str,
+    ) -> Result<Option<LoginRecord>, StoreError>;
+
+    /// Creates the user (and its tenant when new). False when the user already exists.
+    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError>;
+
+    /// False when there is no such user.
+    async fn set_password(
+        &self,
+        domain: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// False when there is no such user.
+    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError>;
+
+    /// Users of one tenant, or of all.
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError>;
+
+    async fn count_users(&self) -> Result<u64, StoreError>;
+}
+
+/// The dispatch rows, their sync feed and history, and the store's life: what the API's
+/// handlers need. Every store also holds the accounts ([`AccountStore`]).
+#[async_trait]
+pub trait Store: AccountStore + 'static {
     /// Upserts rows in one transaction, in order: all are stored or none.
     async fn save(
         &self,
@@ -215,47 +260,8 @@ pub trait Store: Send + Sync + 'static {
     /// Physically removes rows logically deleted before `cutoff`.
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;
 
-    /// Stores a new bearer token (its SHA-256) for a user. False when there is no such user.
-    async fn add_token(
-        &self,
-        domain: &str,
-        username: &str,
-        token_hash: &str,
-    ) -> Result<bool, StoreError>;
-
-    /// Revokes every token of a user; the number revoked.
-    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError>;
-
-    /// The user a token (by its SHA-256) belongs to.
-    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError>;
-
     /// Answers when the database does.
     async fn ping(&self) -> Result<(), StoreError>;
-
-    async fn find_login(
-        &self,
-        domain: &str,
-        username: &str,
-    ) -> Result<Option<LoginRecord>, StoreError>;
-
-    /// Creates the user (and its tenant when new). False when the user already exists.
-    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError>;
-
-    /// False when there is no such user.
-    async fn set_password(
-        &self,
-        domain: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError>;
-
-    /// False when there is no such user.
-    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError>;
-
-    /// Users of one tenant, or of all.
-    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError>;
-
-    async fn count_users(&self) -> Result<u64, StoreError>;
 
     /// Connection use, for `/metrics`.
     fn stats(&self) -> StoreStats;

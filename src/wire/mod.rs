@@ -1,8 +1,10 @@
-//! Wire formats: content negotiation, JSON and XML bodies, problem details.
+//! Wire formats: content negotiation, JSON and XML bodies, problem details, the documents beyond
+//! a row (`documents`) and the sync cursor (`cursor`).
 //!
 //! The original serves JSON and XML from the same resource; clients of either must keep working.
 //! Everything here is driven by the field table of [`crate::domain::fields`].
 
+pub mod cursor;
 pub mod documents;
 pub mod json;
 pub mod problem;

@@ -3,24 +3,27 @@
 //!
 //! Each instance has one writer connection (group commit, as on SQLite) and a pool of readers.
 //! Stamps follow commit order across instances because every write group locks the rows of the
-//! tenants it writes to for its whole transaction (see `store::sql::writer`). A connection that
+//! tenants it writes to for its whole transaction (see `store::shared::writer`). A connection that
 //! breaks (database restarted, network cut) is replaced on next use, so the service answers 503
 //! while the database is away and recovers by itself when it returns.
 
+mod client;
+mod columns;
 mod conn;
 mod group;
+mod pipeline;
 #[cfg(test)]
 mod tests;
 pub mod tls;
 
 use std::time::Duration;
 
-pub use self::conn::PgConn;
+pub use self::client::PgConn;
 pub use self::tls::PgTarget;
-use super::sql::conn::Conn;
-use super::sql::pool::Pool;
-use super::sql::writer::Writer;
-use super::sql::SqlStore;
+use super::shared::conn::GroupConn;
+use super::shared::pool::Pool;
+use super::shared::writer::Writer;
+use super::shared::SqlStore;
 use super::{StoreError, StoreOptions};
 
 /// Schema versions, applied in order and recorded in `schema_migrations`.
@@ -102,7 +105,7 @@ fn connect(target: &PgTarget) -> Result<PgConn, StoreError> {
 /// A connection for the writer, with its session settings.
 fn connect_writer(target: &PgTarget) -> Result<PgConn, StoreError> {
     let mut conn = connect(target)?;
-    conn.execute_batch(conn::WRITER_SESSION)?;
+    conn.execute_batch(pipeline::WRITER_SESSION)?;
     Ok(conn)
 }
 
@@ -118,7 +121,7 @@ pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresS
             )
         })?;
         conn.migrate(MIGRATIONS)?;
-        conn.execute_batch(conn::WRITER_SESSION)
+        conn.execute_batch(pipeline::WRITER_SESSION)
             .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
         let writer_target = target.clone();
         let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_target)))?;

@@ -4,10 +4,10 @@
 
 use uuid::Uuid;
 
-use super::conn::WRITER_SESSION;
+use super::pipeline::WRITER_SESSION;
 use super::{PgConn, PgTarget, MIGRATIONS};
 use crate::domain::{JobDispatchLog, Role, Timestamp};
-use crate::store::sql::conn::{Conn, NewHistory, Prefetch};
+use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, Prefetch, RowConn};
 use crate::store::{NewUser, TenantId};
 
 fn connect(url: &str) -> Result<PgConn, crate::store::StoreError> {

@@ -1,4 +1,6 @@
-//! The SQL of the SQLite engine: [`Conn`] over a `rusqlite::Connection`.
+//! The SQL of the SQLite engine: [`Conn`] over a `rusqlite::Connection`. The statements both
+//! engines run are in `shared/sql.rs`; here are SQLite's own (its write lock, the job's
+//! `assigned_user_ids` stored on every row, the index hints).
 
 use std::collections::HashMap;
 
@@ -8,63 +10,55 @@ use uuid::Uuid;
 
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
-use crate::query::{filter_sql, order_sql_for, Dialect, ListQuery, SqlValue};
-use crate::store::sql::conn::{Conn, NewHistory};
+use crate::query::{Dialect, ListQuery, SqlValue};
+use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, RowConn};
+use crate::store::shared::sql::{self, decode_history, decode_login, decode_row, SqlRow};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
-/// The stored columns, in the order [`row_of`] reads them.
-pub const COLUMNS: &str = "id, jobs_id, user_id, date_create, date_proceeded, is_accepted, \
-     is_rejected, rejected_reason, sys_logical_delete, is_workshop, modified_dateutc, sequence";
-
-/// A row from the columns of [`COLUMNS`]; `assigned_user_ids` is left empty.
-pub fn row_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
-    Ok(JobDispatchLog {
-        id: r.get(0)?,
-        jobs_id: r.get(1)?,
-        user_id: r.get(2)?,
-        date_create: Timestamp::from_ticks(r.get(3)?),
-        date_proceeded: Timestamp::from_ticks(r.get(4)?),
-        is_accepted: r.get(5)?,
-        is_rejected: r.get(6)?,
-        rejected_reason: r.get(7)?,
-        sys_logical_delete: r.get(8)?,
-        is_workshop: r.get(9)?,
-        modified_dateutc: Timestamp::from_ticks(r.get(10)?),
-        sequence: r.get(11)?,
-        assigned_user_ids: String::new(),
-    })
+impl SqlRow for Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn int32(&self, i: usize) -> rusqlite::Result<i32> {
+        self.get(i)
+    }
+    fn uuid(&self, i: usize) -> rusqlite::Result<Uuid> {
+        self.get(i)
+    }
+    fn boolean(&self, i: usize) -> rusqlite::Result<bool> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn invalid(&self, i: usize, message: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, message.into())
+    }
 }
 
-/// [`COLUMNS`] of `job_dispatch_log j`, then the job's `assigned_user_ids` the row carries, as
-/// [`row_with_assignees_of`] reads them.
-const COLUMNS_WITH_ASSIGNEES: &str = "j.id, j.jobs_id, j.user_id, j.date_create, \
-     j.date_proceeded, j.is_accepted, j.is_rejected, j.rejected_reason, j.sys_logical_delete, \
-     j.is_workshop, j.modified_dateutc, j.sequence, j.assigned_user_ids \
-     FROM job_dispatch_log j";
+/// A shared statement in SQLite's parameter syntax.
+fn sqlite_form(sql: &str) -> std::borrow::Cow<'_, str> {
+    sql::for_dialect(Dialect::Sqlite, sql)
+}
+
+/// A row from the columns of [`sql::ROW_COLUMNS`].
+fn row_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
+    decode_row(r)
+}
+
+/// The row columns of `job_dispatch_log j`, then the job's `assigned_user_ids` the row carries,
+/// as [`row_with_assignees_of`] reads them.
+const COLUMNS_WITH_ASSIGNEES: &str = concat!(
+    sql::row_columns!("j."),
+    ", j.assigned_user_ids FROM job_dispatch_log j"
+);
 
 /// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
 fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     let mut row = row_of(r)?;
     row.assigned_user_ids = r.get(12)?;
     Ok(row)
-}
-
-const LOGIN_COLUMNS: &str = "u.id, u.tenant_id, t.domain, u.username, u.password_hash, u.role, \
-     u.user_id FROM app_user u JOIN tenant t ON t.id = u.tenant_id";
-
-fn login_of(r: &Row<'_>) -> rusqlite::Result<LoginRecord> {
-    let role: String = r.get(5)?;
-    Ok(LoginRecord {
-        login_id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        domain: r.get(2)?,
-        username: r.get(3)?,
-        password_hash: r.get(4)?,
-        role: role.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
-        })?,
-        user_id: r.get(6)?,
-    })
 }
 
 pub struct SqliteConn {
@@ -115,7 +109,7 @@ impl SqliteConn {
     }
 }
 
-impl Conn for SqliteConn {
+impl GroupConn for SqliteConn {
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
         Ok(self.conn.execute_batch(sql)?)
     }
@@ -175,20 +169,23 @@ impl Conn for SqliteConn {
 
     fn store_tenant_stamp(&mut self, tenant: TenantId, stamp: Timestamp) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached("UPDATE tenant SET last_stamp = ?2 WHERE id = ?1")?
+            .prepare_cached(&sqlite_form(sql::STORE_TENANT_STAMP))?
             .execute(params![tenant, stamp.ticks()])?;
         Ok(())
     }
+}
 
+impl RowConn for SqliteConn {
     fn select_row(
         &mut self,
         tenant: TenantId,
         id: Uuid,
     ) -> Result<Option<JobDispatchLog>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM job_dispatch_log WHERE tenant_id = ?1 AND id = ?2"
-        ))?;
-        Ok(stmt.query_row(params![tenant, id], row_of).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached(&sqlite_form(sql::SELECT_ROW))?
+            .query_row(params![tenant, id], row_of)
+            .optional()?)
     }
 
     fn max_sequence(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<i64, StoreError> {
@@ -276,20 +273,13 @@ impl Conn for SqliteConn {
     }
 
     fn upsert(&mut self, tenant: TenantId, row: &JobDispatchLog) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
-                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
-                 is_workshop, modified_dateutc, sequence)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-             ON CONFLICT (tenant_id, id) DO UPDATE SET
-                 jobs_id = excluded.jobs_id, user_id = excluded.user_id,
-                 date_create = excluded.date_create, date_proceeded = excluded.date_proceeded,
-                 is_accepted = excluded.is_accepted, is_rejected = excluded.is_rejected,
-                 rejected_reason = excluded.rejected_reason,
-                 sys_logical_delete = excluded.sys_logical_delete,
-                 is_workshop = excluded.is_workshop, modified_dateutc = excluded.modified_dateutc,
-                 sequence = excluded.sequence",
-        )?;
+        let mut stmt = self.conn.prepare_cached(concat!(
+            "INSERT INTO job_dispatch_log (tenant_id, ",
+            sql::row_columns!(""),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             ON CONFLICT (tenant_id, id) DO UPDATE SET ",
+            sql::upsert_set!()
+        ))?;
         stmt.execute(params![
             tenant,
             row.id,
@@ -313,13 +303,7 @@ impl Conn for SqliteConn {
         tenant: TenantId,
         jobs_id: Uuid,
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
-        self.rows(
-            &format!(
-                "SELECT {COLUMNS} FROM job_dispatch_log WHERE tenant_id = ?1 AND jobs_id = ?2
-                 ORDER BY sequence, user_id"
-            ),
-            params![tenant, jobs_id],
-        )
+        self.rows(&sqlite_form(sql::JOB_ROWS), params![tenant, jobs_id])
     }
 
     fn formerly_assigned(
@@ -346,17 +330,10 @@ impl Conn for SqliteConn {
         stamp: Timestamp,
     ) -> Result<(), StoreError> {
         self.conn
-            .prepare_cached(
-                "INSERT INTO scope_exit (tenant_id, user_id, id, modified_dateutc)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (tenant_id, user_id, id) DO UPDATE
-                 SET modified_dateutc = excluded.modified_dateutc",
-            )?
+            .prepare_cached(&sqlite_form(sql::SCOPE_EXIT_ADD))?
             .execute(params![tenant, from, id, stamp.ticks()])?;
         self.conn
-            .prepare_cached(
-                "DELETE FROM scope_exit WHERE tenant_id = ?1 AND user_id = ?2 AND id = ?3",
-            )?
+            .prepare_cached(&sqlite_form(sql::SCOPE_EXIT_REMOVE))?
             .execute(params![tenant, to, id])?;
         Ok(())
     }
@@ -381,22 +358,9 @@ impl Conn for SqliteConn {
     }
 
     fn history(&mut self, tenant: TenantId, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT at, client_at, actor, action, changes FROM job_dispatch_log_history
-             WHERE tenant_id = ?1 AND id = ?2 ORDER BY seq",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&sqlite_form(sql::HISTORY))?;
         let entries = stmt
-            .query_map(params![tenant, id], |r| {
-                let client_at: i64 = r.get(1)?;
-                let changes: String = r.get(4)?;
-                Ok(HistoryEntry {
-                    at: Timestamp::from_ticks(r.get(0)?),
-                    client_at: (client_at != 0).then(|| Timestamp::from_ticks(client_at)),
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    changes: serde_json::from_str(&changes).unwrap_or_default(),
-                })
-            })?
+            .query_map(params![tenant, id], |r| decode_history(r))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(entries)
     }
@@ -404,7 +368,7 @@ impl Conn for SqliteConn {
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
         let ticks: Option<i64> = self
             .conn
-            .prepare_cached("SELECT purged_through FROM tenant WHERE id = ?1")?
+            .prepare_cached(&sqlite_form(sql::PURGED_THROUGH))?
             .query_row([tenant], |r| r.get(0))
             .optional()?;
         Ok(Timestamp::from_ticks(ticks.unwrap_or(0)))
@@ -447,11 +411,7 @@ impl Conn for SqliteConn {
         after: i64,
         limit: usize,
     ) -> Result<Vec<(Uuid, i64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, modified_dateutc FROM scope_exit
-             WHERE tenant_id = ?1 AND user_id = ?2 AND modified_dateutc > ?3
-             ORDER BY modified_dateutc LIMIT ?4",
-        )?;
+        let mut stmt = self.conn.prepare_cached(&sqlite_form(sql::SCOPE_EXITS))?;
         let exits = stmt
             .query_map(params![tenant, user, after, limit as i64], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -467,78 +427,38 @@ impl Conn for SqliteConn {
         query: &ListQuery,
         limit: usize,
     ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError> {
-        let mut params: Vec<SqliteValue> = vec![SqliteValue::Integer(tenant)];
-        let mut condition = String::from("tenant_id = ?1");
-        if let Some(user) = user {
-            params.push(SqliteValue::Blob(user.as_bytes().to_vec()));
-            condition.push_str(" AND user_id = ?2");
-        }
-        if let Some(filter) = &query.filter {
-            let fragment = filter_sql(filter, Dialect::Sqlite, params.len() + 1);
-            condition.push_str(" AND ");
-            condition.push_str(&fragment.sql);
-            params.extend(fragment.params.into_iter().map(|p| match p {
+        let list = sql::list(Dialect::Sqlite, tenant, user, query, limit);
+        let params: Vec<SqliteValue> = list
+            .params
+            .into_iter()
+            .map(|p| match p {
                 SqlValue::Int(i) => SqliteValue::Integer(i),
                 SqlValue::Text(t) => SqliteValue::Text(t),
                 SqlValue::Uuid(u) => SqliteValue::Blob(u.as_bytes().to_vec()),
                 SqlValue::Bool(b) => SqliteValue::Integer(i64::from(b)),
-            }));
-        }
-        let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
-        let rows = self.rows(
-            &format!(
-                "SELECT {COLUMNS} FROM job_dispatch_log WHERE {condition} ORDER BY {} \
-                 LIMIT {} OFFSET {skip}",
-                order_sql_for(&query.ordering(), Dialect::Sqlite),
-                limit as i64
-            ),
-            rusqlite::params_from_iter(params.iter()),
-        )?;
-        let count = if query.count {
-            let n: i64 = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM job_dispatch_log WHERE {condition}"
-                ))?
-                .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
-            Some(n as u64)
-        } else {
-            None
+            })
+            .collect();
+        let rows = self.rows(&list.rows, rusqlite::params_from_iter(params.iter()))?;
+        let count = match list.count {
+            Some(count) => {
+                let n: i64 = self
+                    .conn
+                    .prepare_cached(&count)?
+                    .query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))?;
+                Some(n as u64)
+            }
+            None => None,
         };
         Ok((rows, count))
     }
 
     fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError> {
-        let conn = &self.conn;
+        let [horizon, history, rows, exits] = sql::purge(Dialect::Sqlite);
         let cutoff = cutoff.ticks();
-        // Raise each tenant's horizon to the newest change this purge forgets.
-        conn.execute(
-            "UPDATE tenant SET purged_through = MAX(purged_through, COALESCE((
-                 SELECT MAX(m) FROM (
-                     SELECT MAX(modified_dateutc) AS m FROM job_dispatch_log
-                     WHERE tenant_id = tenant.id AND sys_logical_delete = 1
-                       AND modified_dateutc < ?1
-                     UNION ALL
-                     SELECT MAX(modified_dateutc) FROM scope_exit
-                     WHERE tenant_id = tenant.id AND modified_dateutc < ?1)), 0))",
-            [cutoff],
-        )?;
-        conn.execute(
-            "DELETE FROM job_dispatch_log_history WHERE EXISTS (
-                 SELECT 1 FROM job_dispatch_log d
-                 WHERE d.tenant_id = job_dispatch_log_history.tenant_id
-                   AND d.id = job_dispatch_log_history.id
-                   AND d.sys_logical_delete = 1 AND d.modified_dateutc < ?1)",
-            [cutoff],
-        )?;
-        let rows = conn.execute(
-            "DELETE FROM job_dispatch_log WHERE sys_logical_delete = 1 AND modified_dateutc < ?1",
-            [cutoff],
-        )?;
-        conn.execute(
-            "DELETE FROM scope_exit WHERE modified_dateutc < ?1",
-            [cutoff],
-        )?;
+        self.conn.execute(&sqlite_form(&horizon), [cutoff])?;
+        self.conn.execute(&sqlite_form(&history), [cutoff])?;
+        let rows = self.conn.execute(&sqlite_form(&rows), [cutoff])?;
+        self.conn.execute(&sqlite_form(&exits), [cutoff])?;
         Ok(rows as u64)
     }
 
@@ -560,17 +480,19 @@ impl Conn for SqliteConn {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(counts)
     }
+}
 
+impl AccountConn for SqliteConn {
     fn find_login(
         &mut self,
         domain: &str,
         username: &str,
     ) -> Result<Option<LoginRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {LOGIN_COLUMNS} WHERE t.domain = ?1 AND u.username = ?2"
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_form(&sql::find_login(Dialect::Sqlite)))?;
         Ok(stmt
-            .query_row(params![domain, username], login_of)
+            .query_row(params![domain, username], |r| decode_login(r))
             .optional()?)
     }
 
@@ -609,8 +531,7 @@ impl Conn for SqliteConn {
         hash: &str,
     ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "UPDATE app_user SET password_hash = ?3
-             WHERE username = ?2 AND tenant_id = (SELECT id FROM tenant WHERE domain = ?1)",
+            &sqlite_form(&sql::set_password(Dialect::Sqlite)),
             params![domain, username, hash],
         )?;
         Ok(n == 1)
@@ -618,28 +539,24 @@ impl Conn for SqliteConn {
 
     fn remove_user(&mut self, domain: &str, username: &str) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "DELETE FROM app_user
-             WHERE username = ?2 AND tenant_id = (SELECT id FROM tenant WHERE domain = ?1)",
+            &sqlite_form(&sql::remove_user(Dialect::Sqlite)),
             params![domain, username],
         )?;
         Ok(n == 1)
     }
 
     fn list_users(&mut self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {LOGIN_COLUMNS} WHERE ?1 IS NULL OR t.domain = ?1
-             ORDER BY t.domain, u.username"
-        ))?;
+        let mut stmt = self
+            .conn
+            .prepare(&sqlite_form(&sql::list_users(Dialect::Sqlite)))?;
         let users = stmt
-            .query_map([domain], login_of)?
+            .query_map([domain], |r| decode_login(r))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(users)
     }
 
     fn count_users(&mut self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM app_user", [], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(sql::COUNT_USERS, [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -650,9 +567,7 @@ impl Conn for SqliteConn {
         token_hash: &str,
     ) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "INSERT INTO api_token (user_pk, token_hash, created_at)
-             SELECT u.id, ?3, ?4 FROM app_user u JOIN tenant t ON t.id = u.tenant_id
-             WHERE t.domain = ?1 AND u.username = ?2",
+            &sqlite_form(&sql::add_token(Dialect::Sqlite)),
             params![domain, username, token_hash, Timestamp::now().ticks()],
         )?;
         Ok(n == 1)
@@ -660,18 +575,18 @@ impl Conn for SqliteConn {
 
     fn revoke_tokens(&mut self, domain: &str, username: &str) -> Result<u64, StoreError> {
         let n = self.conn.execute(
-            "DELETE FROM api_token WHERE user_pk IN (
-                 SELECT u.id FROM app_user u JOIN tenant t ON t.id = u.tenant_id
-                 WHERE t.domain = ?1 AND u.username = ?2)",
+            &sqlite_form(&sql::revoke_tokens(Dialect::Sqlite)),
             params![domain, username],
         )?;
         Ok(n as u64)
     }
 
     fn find_token(&mut self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {LOGIN_COLUMNS} JOIN api_token k ON k.user_pk = u.id WHERE k.token_hash = ?1"
-        ))?;
-        Ok(stmt.query_row([token_hash], login_of).optional()?)
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_form(&sql::find_token(Dialect::Sqlite)))?;
+        Ok(stmt
+            .query_row([token_hash], |r| decode_login(r))
+            .optional()?)
     }
 }

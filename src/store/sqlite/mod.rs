@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use self::conn::SqliteConn;
-use super::sql::pool::Pool;
-use super::sql::writer::Writer;
-use super::sql::SqlStore;
+use super::shared::pool::Pool;
+use super::shared::writer::Writer;
+use super::shared::SqlStore;
 use super::{StoreError, StoreOptions};
 use crate::domain::Timestamp;
 

@@ -23,7 +23,7 @@ type JobTexts = HashMap<Uuid, String>;
 /// when the change can have altered a job's assignees (the row joined, left or moved within
 /// one) or the row is new or moved to another job (it must carry its new job's text), the jobs
 /// before and after are recomputed from their rows and stored with
-/// [`Conn::store_job_assignees`]. Most changes (accepting, editing the reason, …) alter no
+/// [`super::conn::RowConn::store_job_assignees`]. Most changes (accepting, editing the reason, …) alter no
 /// assignment and cost nothing here.
 fn refresh_job_assignees<C: Conn>(
     conn: &mut C,
@@ -101,7 +101,7 @@ fn write_change<C: Conn>(
 }
 
 /// Fills `assigned_user_ids` of each row: from `known` (just recomputed by this write job), the
-/// other jobs' with one [`Conn::job_assignees`] call.
+/// other jobs' with one [`super::conn::RowConn::job_assignees`] call.
 fn fill_assignees<'a, C: Conn>(
     conn: &mut C,
     tenant: TenantId,

@@ -1,5 +1,7 @@
-//! What the shared operations need from a database connection. SQLite and PostgreSQL each
-//! implement it once, with their own SQL; everything above it is engine-independent.
+//! What the shared operations need from a database connection, in three traits by job:
+//! transactions and the writer's group protocol ([`GroupConn`]), rows ([`RowConn`]), users and
+//! tokens ([`AccountConn`]). SQLite and PostgreSQL each implement them once, with the SQL they
+//! share (`sql.rs`) and their own; everything above them is engine-independent.
 
 use std::collections::HashMap;
 
@@ -31,15 +33,23 @@ pub struct Prefetch {
     pub jobs: Vec<Uuid>,
 }
 
-/// A blocking connection to the database. Methods run inside whatever transaction the caller
-/// has opened with [`Conn::execute_batch`].
+/// A blocking connection to the database: transactions and the writer's group protocol
+/// ([`GroupConn`]), the operations on dispatch rows ([`RowConn`]) and on users and tokens
+/// ([`AccountConn`]). Each engine implements the three; everything above is written once.
+pub trait Conn: GroupConn + RowConn + AccountConn {}
+
+impl<C: GroupConn + RowConn + AccountConn> Conn for C {}
+
+/// Transactions, and the protocol by which the writer runs a group of jobs in one.
 ///
-/// The writer drives a group through [`Conn::begin_group`], one
-/// [`Conn::job_begin`]/[`Conn::job_end`] pair per job, and [`Conn::commit_group`] (or
-/// [`Conn::rollback_group`]), or [`Conn::commit_then_begin`] when the next group is waiting. The provided methods do this with plain statements and a
-/// savepoint per job; an engine may instead keep the group's writes and send them together,
-/// as long as every method answers as if each write had been executed at once.
-pub trait Conn: Send + 'static {
+/// The writer drives a group through [`GroupConn::begin_group`], one
+/// [`GroupConn::job_begin`]/[`GroupConn::job_end`] pair per job, and
+/// [`GroupConn::commit_group`] (or [`GroupConn::rollback_group`]), or
+/// [`GroupConn::commit_then_begin`] when the next group is waiting. The provided methods do
+/// this with plain statements and a savepoint per job; an engine may instead keep the group's
+/// writes and send them together, as long as every [`RowConn`] method answers as if each write
+/// had been executed at once.
+pub trait GroupConn: Send + 'static {
     /// Runs statements without results (`BEGIN`, `SAVEPOINT job`, `COMMIT`, …).
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
 
@@ -93,14 +103,14 @@ pub trait Conn: Send + 'static {
         self.execute_batch("COMMIT")
     }
 
-    /// True when [`Conn::commit_then_begin`] saves a round trip, so that the writer forms the
+    /// True when [`GroupConn::commit_then_begin`] saves a round trip, so that the writer forms the
     /// next group before committing the current one.
     fn pipelines_groups(&self) -> bool {
         false
     }
 
-    /// Commits the group like [`Conn::commit_group`], then begins the next one like
-    /// [`Conn::begin_group`]; an engine may send both together. The next group is begun even
+    /// Commits the group like [`GroupConn::commit_group`], then begins the next one like
+    /// [`GroupConn::begin_group`]; an engine may send both together. The next group is begun even
     /// when the commit failed. `committed` is told the commit's outcome as soon as it is known
     /// (an engine that sends both together knows it before the next group has its locks, which
     /// may mean waiting for another instance's group), and at most once.
@@ -126,7 +136,11 @@ pub trait Conn: Send + 'static {
     /// The tenant's last stamp, locking the tenant against other writers until commit.
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;
     fn store_tenant_stamp(&mut self, tenant: TenantId, stamp: Timestamp) -> Result<(), StoreError>;
+}
 
+/// The dispatch rows, their history and scope exits, and the tenants' horizons. Methods run
+/// inside whatever transaction the caller has opened ([`GroupConn`]).
+pub trait RowConn {
     fn select_row(
         &mut self,
         tenant: TenantId,
@@ -212,7 +226,10 @@ pub trait Conn: Send + 'static {
 
     /// Per tenant: its id, its domain, its rows, and how many of them are tombstones.
     fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError>;
+}
 
+/// Users and their bearer tokens. Domains and user names match without regard to case.
+pub trait AccountConn {
     fn find_login(
         &mut self,
         domain: &str,

@@ -8,7 +8,7 @@
 //!
 //! Where a round trip to the database costs much (PostgreSQL), the jobs that arrived while a
 //! group ran form the next group, which is begun in the same exchange as the commit of the
-//! previous one ([`Conn::commit_then_begin`]).
+//! previous one ([`super::conn::GroupConn::commit_then_begin`]).
 //!
 //! **Stamps in commit order.** At the start of a group the writer locks the row of every tenant
 //! the group writes to (in id order, so writers of several instances never deadlock) and reads
@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -31,6 +31,20 @@ use crate::store::{StoreError, TenantId};
 
 /// The most jobs committed together; bounds the latency one commit adds to its first job.
 const MAX_GROUP: usize = 512;
+
+/// Told of every group the writer runs. The service's metrics registry listens: it sits above
+/// the store, so the writer reports through this rather than import it.
+pub trait GroupObserver: Send + Sync {
+    /// A group of `jobs` write jobs starts; `still_queued` jobs wait behind it.
+    fn group_formed(&self, jobs: usize, still_queued: usize);
+}
+
+static GROUP_OBSERVER: OnceLock<&'static dyn GroupObserver> = OnceLock::new();
+
+/// Sets, once per process, who hears of the writers' groups.
+pub fn observe_groups(observer: &'static dyn GroupObserver) {
+    let _ = GROUP_OBSERVER.set(observer);
+}
 
 /// The last stamp of each tenant locked by the current group.
 #[derive(Debug, Default)]
@@ -300,7 +314,9 @@ fn run<C: Conn>(mut conn: Option<C>, mut connect: Connect<C>, rx: Receiver<Job<C
             }
         };
         let Some(c) = conn.as_mut() else { continue };
-        crate::metrics::global().record_group_commit(begun.jobs.len(), rx.len());
+        if let Some(observer) = GROUP_OBSERVER.get() {
+            observer.group_formed(begun.jobs.len(), rx.len());
+        }
         let (finished, used) = run_jobs(c, begun);
         // Where the engine sends the next group's start with this commit, jobs that came
         // meanwhile form that group; a read waits for the commit and runs between the groups.

@@ -1,9 +1,10 @@
-//! The engine-independent half of the store: the writer with group commit, the read pool, and
+//! The half of the store both engines share: the writer with group commit, the read pool, and
 //! every operation, over the [`Conn`] trait that each engine implements with its own SQL.
 
 pub mod conn;
 pub mod ops;
 pub mod pool;
+pub mod sql;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,8 +17,8 @@ pub use self::conn::{Conn, Prefetch};
 use self::pool::Pool;
 use self::writer::Writer;
 use super::{
-    ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport, SaveItem, SaveOutcome,
-    Store, StoreError, StoreStats, TenantFigures, TenantId,
+    AccountStore, ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport,
+    SaveItem, SaveOutcome, Store, StoreError, StoreStats, TenantFigures, TenantId,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
@@ -125,6 +126,79 @@ impl<C: Conn> SqlStore<C> {
         let result = self.writer.write(None, None, move |ctx| f(ctx.conn)).await;
         self.note_write(&result);
         result
+    }
+}
+
+#[async_trait]
+impl<C: Conn> AccountStore for SqlStore<C> {
+    async fn find_login(
+        &self,
+        domain: &str,
+        username: &str,
+    ) -> Result<Option<LoginRecord>, StoreError> {
+        let (domain, username) = (domain.to_string(), username.to_string());
+        self.read(move |conn| conn.find_login(&domain, &username))
+            .await
+    }
+
+    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError> {
+        self.admin_write(move |conn| conn.add_user(&user)).await
+    }
+
+    async fn set_password(
+        &self,
+        domain: &str,
+        username: &str,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (d, u, h) = (
+            domain.to_string(),
+            username.to_string(),
+            password_hash.to_string(),
+        );
+        self.admin_write(move |conn| conn.set_password(&d, &u, &h))
+            .await
+    }
+
+    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError> {
+        let (d, u) = (domain.to_string(), username.to_string());
+        self.admin_write(move |conn| conn.remove_user(&d, &u)).await
+    }
+
+    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError> {
+        let domain = domain.map(str::to_string);
+        self.read(move |conn| conn.list_users(domain.as_deref()))
+            .await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        self.read(|conn| conn.count_users()).await
+    }
+
+    async fn add_token(
+        &self,
+        domain: &str,
+        username: &str,
+        token_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let (d, u, h) = (
+            domain.to_string(),
+            username.to_string(),
+            token_hash.to_string(),
+        );
+        self.admin_write(move |conn| conn.add_token(&d, &u, &h))
+            .await
+    }
+
+    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError> {
+        let (d, u) = (domain.to_string(), username.to_string());
+        self.admin_write(move |conn| conn.revoke_tokens(&d, &u))
+            .await
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
+        let hash = token_hash.to_string();
+        self.read(move |conn| conn.find_token(&hash)).await
     }
 }
 
@@ -247,76 +321,6 @@ impl<C: Conn> Store for SqlStore<C> {
             return Err(StoreError::DiskFull);
         }
         Ok(())
-    }
-
-    async fn find_login(
-        &self,
-        domain: &str,
-        username: &str,
-    ) -> Result<Option<LoginRecord>, StoreError> {
-        let (domain, username) = (domain.to_string(), username.to_string());
-        self.read(move |conn| conn.find_login(&domain, &username))
-            .await
-    }
-
-    async fn add_user(&self, user: NewUser) -> Result<bool, StoreError> {
-        self.admin_write(move |conn| conn.add_user(&user)).await
-    }
-
-    async fn set_password(
-        &self,
-        domain: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let (d, u, h) = (
-            domain.to_string(),
-            username.to_string(),
-            password_hash.to_string(),
-        );
-        self.admin_write(move |conn| conn.set_password(&d, &u, &h))
-            .await
-    }
-
-    async fn remove_user(&self, domain: &str, username: &str) -> Result<bool, StoreError> {
-        let (d, u) = (domain.to_string(), username.to_string());
-        self.admin_write(move |conn| conn.remove_user(&d, &u)).await
-    }
-
-    async fn list_users(&self, domain: Option<&str>) -> Result<Vec<LoginRecord>, StoreError> {
-        let domain = domain.map(str::to_string);
-        self.read(move |conn| conn.list_users(domain.as_deref()))
-            .await
-    }
-
-    async fn count_users(&self) -> Result<u64, StoreError> {
-        self.read(|conn| conn.count_users()).await
-    }
-
-    async fn add_token(
-        &self,
-        domain: &str,
-        username: &str,
-        token_hash: &str,
-    ) -> Result<bool, StoreError> {
-        let (d, u, h) = (
-            domain.to_string(),
-            username.to_string(),
-            token_hash.to_string(),
-        );
-        self.admin_write(move |conn| conn.add_token(&d, &u, &h))
-            .await
-    }
-
-    async fn revoke_tokens(&self, domain: &str, username: &str) -> Result<u64, StoreError> {
-        let (d, u) = (domain.to_string(), username.to_string());
-        self.admin_write(move |conn| conn.revoke_tokens(&d, &u))
-            .await
-    }
-
-    async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError> {
-        let hash = token_hash.to_string();
-        self.read(move |conn| conn.find_token(&hash)).await
     }
 
     fn stats(&self) -> StoreStats {
