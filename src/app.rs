@@ -13,6 +13,7 @@ use crate::auth::{self, Authenticator, Bootstrap, FailureLimiter, Login};
 use crate::config::ServeArgs;
 use crate::http::client_addr::TrustedProxies;
 use crate::http::service::MetricsSettings;
+use crate::http::stream::Streams;
 use crate::http::{self, AppState};
 use crate::metrics::TenantFiguresCache;
 use crate::server::{self, Limits};
@@ -56,6 +57,7 @@ impl From<&ServeArgs> for Settings {
             purge_interval: args.purge_interval,
             limits: Limits {
                 max_connections: args.limits.max_connections,
+                max_streams: args.limits.max_streams,
                 header_timeout: args.limits.header_timeout,
                 body_timeout: args.limits.body_timeout,
                 shutdown_timeout: args.limits.shutdown_timeout,
@@ -86,6 +88,7 @@ pub struct Application {
     retention: Duration,
     purge_interval: Duration,
     limits: Limits,
+    streams: Arc<Streams>,
 }
 
 impl Application {
@@ -114,7 +117,12 @@ impl Application {
                 tenant_names: settings.metrics_tenant_names,
                 tenant_figures: TenantFiguresCache::new(settings.metrics_refresh),
             }),
+            streams: Arc::new(Streams::new(
+                settings.limits.max_streams,
+                settings.login_recheck,
+            )),
         };
+        let streams = state.streams.clone();
         let router = http::router(state.clone());
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -136,6 +144,7 @@ impl Application {
             retention: settings.retention,
             purge_interval: settings.purge_interval,
             limits: settings.limits,
+            streams,
         })
     }
 
@@ -185,6 +194,13 @@ impl Application {
                     .await
             })
         });
+        // Open streams never end by themselves: they are ended when shutdown begins, so the
+        // drain only waits for ordinary requests.
+        let streams = self.streams.clone();
+        let shutdown = async move {
+            shutdown.await;
+            streams.close();
+        };
         server::serve(self.listener, service, self.limits, shutdown).await;
         let _ = stop.send(true);
         if let Some(metrics_server) = metrics_server {

@@ -169,6 +169,10 @@ pub struct LimitArgs {
     #[arg(long, env = "DISPATCHLOG_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Change streams (`/Changes/Stream`) open at once; beyond it a stream is answered 503.
+    #[arg(long, env = "DISPATCHLOG_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
     /// Time a client has to send a request's headers, counted from when the connection is
     /// ready for a request: for a kept-alive connection this is also how long it may stay idle.
     #[arg(long, env = "DISPATCHLOG_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

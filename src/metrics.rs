@@ -251,6 +251,16 @@ impl Registry {
     }
 }
 
+/// Appends the change streams' figures.
+pub fn render_streams(out: &mut String, open: usize, events_sent: u64) {
+    out.push_str("# HELP dispatchlog_streams_open Change streams (Server-Sent Events) open now.\n");
+    out.push_str("# TYPE dispatchlog_streams_open gauge\n");
+    let _ = writeln!(out, "dispatchlog_streams_open {open}");
+    out.push_str("# HELP dispatchlog_stream_events_total Events sent on change streams.\n");
+    out.push_str("# TYPE dispatchlog_stream_events_total counter\n");
+    let _ = writeln!(out, "dispatchlog_stream_events_total {events_sent}");
+}
+
 /// Appends what the store reports about its connections.
 pub fn render_store(out: &mut String, stats: &crate::store::StoreStats) {
     out.push_str("# HELP dispatchlog_pool_open_readers Read connections open, idle or in use.\n");

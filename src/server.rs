@@ -26,6 +26,8 @@ use tokio::sync::Semaphore;
 pub struct Limits {
     /// Connections open at once; a connection beyond it is answered 503 and closed.
     pub max_connections: usize,
+    /// Change streams open at once; a stream beyond it is answered 503.
+    pub max_streams: usize,
     /// Time to send a request's headers, from when the connection is ready for a request (on a
     /// kept-alive connection, this includes its idle time).
     pub header_timeout: Duration,
@@ -39,6 +41,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 10_000,
+            max_streams: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{guid, spawn_app, TestApp};
+use common::{guid, spawn_app, spawn_app_adjusted, spawn_app_on, TestApp};
 use dispatchlog::domain::Role;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -160,4 +160,94 @@ async fn a_bad_last_event_id_is_a_400_and_no_credentials_a_401() {
         .await;
     assert_eq!(res.status, 401);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_of_another_instance_reaches_a_stream_at_once() {
+    if common::postgres_server().is_none() {
+        println!("SKIPPED on SQLite: several instances share a PostgreSQL database only");
+        return;
+    }
+    let first = spawn_app().await;
+    let second = spawn_app_on(first.database.clone(), tempfile::tempdir().unwrap()).await;
+    let mut res = open(&first, common::ADMIN, None).await;
+    let mut buffer = String::new();
+    // Let the listener of the first instance settle, then write through the second.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = tokio::time::Instant::now();
+    let row = second
+        .admin()
+        .save(&json!({"jobs_id": guid(), "user_id": guid()}))
+        .await;
+    let events = read_events(&mut res, &mut buffer, 1).await;
+    let took = started.elapsed();
+    assert_eq!(events[0].data["id"], row["id"]);
+    println!("a commit of the other instance arrived after {took:?}");
+    // Without a notification the stream would only find it by polling, which it no longer does.
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    drop(res);
+    second.stop().await;
+    first.stop().await;
+}
+
+#[tokio::test]
+async fn streams_beyond_the_maximum_are_refused_with_a_503() {
+    let app = spawn_app_adjusted(|s| s.limits.max_streams = 2).await;
+    let a = open(&app, common::ADMIN, None).await;
+    let b = open(&app, common::ADMIN, None).await;
+    let refused = app.admin().get("/api/JobDispatchLog/Changes/Stream").await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    let metrics = app.admin().get("/metrics").await.text;
+    assert!(metrics.contains("dispatchlog_streams_open 2"), "{metrics}");
+    drop((a, b));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_its_open_stream() {
+    let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
+    let tom = Uuid::new_v4();
+    app.add_user("tom:pw@acme", Role::Technician, tom).await;
+    let token = dispatchlog::auth::new_token();
+    assert!(app
+        .store
+        .add_token("acme", "tom", &dispatchlog::auth::token_hash(&token))
+        .await
+        .unwrap());
+    let mut res = app
+        .anonymous()
+        .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.store.revoke_tokens("acme", "tom").await.unwrap();
+    // The stream ends by itself (within the recheck time; bounded here at 10 s).
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match res.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked token stays open");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stopping_the_service_ends_open_streams_at_once() {
+    let app = spawn_app().await;
+    let streams: Vec<_> =
+        futures_util::future::join_all((0..5).map(|_| open(&app, common::ADMIN, None))).await;
+    let started = tokio::time::Instant::now();
+    // `stop` waits for the server to finish: with the streams still held by this test.
+    tokio::time::timeout(Duration::from_secs(30), app.stop())
+        .await
+        .expect("the service stops with streams open");
+    println!("stopped with 5 open streams in {:?}", started.elapsed());
+    drop(streams);
 }

@@ -18,7 +18,7 @@ mod routes;
 mod save;
 mod save_multiple;
 pub mod service;
-mod stream;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub struct AppState {
     /// Whose `X-Forwarded-For` / `Forwarded` headers name the client.
     pub trusted_proxies: Arc<TrustedProxies>,
     pub metrics: Arc<service::MetricsSettings>,
+    /// The open change streams.
+    pub streams: Arc<stream::Streams>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -112,6 +112,10 @@ mod tests {
                 tenant_names: false,
                 tenant_figures: crate::metrics::TenantFiguresCache::new(Duration::ZERO),
             }),
+            streams: Arc::new(crate::http::stream::Streams::new(
+                10,
+                Duration::from_secs(2),
+            )),
         })
     }
 

@@ -20,6 +20,10 @@ use crate::query::ListQuery;
 /// A tenant's key in the database.
 pub type TenantId = i64;
 
+/// Said instead of a tenant when commits may have been missed (a lost listening session):
+/// every tenant's streams read from their cursors. Tenant keys start at 1.
+pub const EVERY_TENANT: TenantId = 0;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database does not answer (stopped, unreachable, disk gone): 503.

@@ -11,6 +11,7 @@ mod client;
 mod columns;
 mod conn;
 mod group;
+mod listen;
 mod pipeline;
 #[cfg(test)]
 mod tests;
@@ -113,7 +114,7 @@ fn connect_writer(target: &PgTarget) -> Result<PgConn, StoreError> {
 pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresStore> {
     let target = PgTarget::parse(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?;
     let options = options.clone();
-    tokio::task::spawn_blocking(move || {
+    let opened = tokio::task::spawn_blocking(move || {
         let mut conn = connect(&target).map_err(|e| {
             anyhow::anyhow!(
                 "cannot connect to the PostgreSQL database: {}",
@@ -125,14 +126,18 @@ pub async fn open(url: &str, options: &StoreOptions) -> anyhow::Result<PostgresS
             .map_err(|e| anyhow::anyhow!("cannot set up the writer's session: {e}"))?;
         let writer_target = target.clone();
         let writer = Writer::start(Some(conn), Box::new(move || connect_writer(&writer_target)))?;
+        let reader_target = target.clone();
         let readers = Pool::new(
-            Box::new(move || connect(&target)),
+            Box::new(move || connect(&reader_target)),
             options.max_read_connections,
             options.acquire_timeout,
         );
-        Ok(SqlStore::new(writer, Some(readers)))
+        anyhow::Ok((SqlStore::new(writer, Some(readers)), target))
     })
-    .await?
+    .await??;
+    let (store, target) = opened;
+    let listener = tokio::spawn(listen::listen_for_commits(target, store.commit_sender()));
+    Ok(store.on_close(move || listener.abort()))
 }
 
 /// Applies the migrations up to schema version `last` (tests build a database of an earlier

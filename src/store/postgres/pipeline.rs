@@ -322,6 +322,19 @@ impl PgConn {
                     }));
                 }
             }
+            // Other instances' streams hear of the commit through this notification, which
+            // the server delivers only once the transaction commits (the feed stays the truth:
+            // a listener that missed it reads from its cursor after reconnecting).
+            let mut notified: Vec<TenantId> = stamps_tenants(commit);
+            notified.dedup();
+            for tenant in notified {
+                requests.push(Box::pin(async move {
+                    client
+                        .batch_execute(&format!("NOTIFY {COMMIT_CHANNEL}, '{tenant}'"))
+                        .await
+                        .map(|()| Vec::new())
+                }));
+            }
             // The stamps' UPDATE fails in a failed transaction, where a bare COMMIT would
             // quietly roll back; without stamps, SELECT 1 does.
             let end = if commit.is_some_and(|s| s.is_empty()) {
@@ -478,4 +491,11 @@ impl PgConn {
             None => Vec::new(),
         }
     }
+}
+
+/// The channel on which every commit names its tenants (`NOTIFY dispatchlog_commits, '17'`).
+pub const COMMIT_CHANNEL: &str = "dispatchlog_commits";
+
+fn stamps_tenants(commit: Option<&[(TenantId, Timestamp)]>) -> Vec<TenantId> {
+    commit.unwrap_or_default().iter().map(|(t, _)| *t).collect()
 }

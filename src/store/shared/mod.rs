@@ -90,6 +90,12 @@ impl<C: Conn> SqlStore<C> {
         }
     }
 
+    /// Where commits are announced to this instance's streams, for a listener of other
+    /// instances' commits.
+    pub fn commit_sender(&self) -> tokio::sync::broadcast::Sender<TenantId> {
+        self.committed.clone()
+    }
+
     /// Runs `f` (blocking allowed) when the store closes.
     pub fn on_close(self, f: impl FnOnce() + Send + 'static) -> Self {
         self.on_close
