@@ -2,19 +2,22 @@
 //!
 //! The stream reads the same feed as `/Changes` (so it has the same guarantees: commit order,
 //! tombstones, removals for technicians) and sends each change as one event whose `id` is the
-//! cursor after it; a client reconnecting with `Last-Event-ID` resumes exactly there. It reads
-//! only when told of a commit of its tenant: by this instance's writer, or (PostgreSQL) by the
-//! listener that hears other instances' `NOTIFY` — an idle stream costs no query.
+//! cursor after it; a client reconnecting with `Last-Event-ID` resumes exactly there. A stream
+//! first reads for itself up to the end of the feed; from then on one reader per tenant
+//! ([`TenantWatch`]) reads each commit's changes once, when told of it (by this instance's
+//! writer, or on PostgreSQL by the listener that hears other instances' `NOTIFY`), and every
+//! stream of the tenant takes what its caller may see from that page: an idle stream costs no
+//! query, and a commit costs one read however many streams the tenant has open.
 //!
 //! Streams are part of the service's life: at most `--max-streams` are open (503 beyond), they
 //! end when the service shuts down, and each checks its caller's credentials again every
 //! `--login-recheck`, so a password change, a removed user or a revoked token closes it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -23,6 +26,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Extension;
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, Receiver};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -33,7 +37,7 @@ use super::AppState;
 use crate::auth::Authenticator;
 use crate::domain::{Principal, Timestamp};
 use crate::error::ApiError;
-use crate::store::{ChangesPage, Store, StoreError, TenantId, EVERY_TENANT};
+use crate::store::{ChangesPage, Store, StoreError, TenantChanges, TenantId, EVERY_TENANT};
 use crate::wire::cursor::encode_cursor;
 use crate::wire::{json, query_value};
 
@@ -45,6 +49,8 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The open streams of this instance: how many may be open, the signal that ends them all,
 /// and what `/metrics` reports of them.
 pub struct Streams {
+    /// One reader per tenant with open streams, shared by them.
+    watches: Mutex<HashMap<TenantId, Weak<TenantWatch>>>,
     slots: Arc<Semaphore>,
     max: usize,
     closing: watch::Sender<bool>,
@@ -56,6 +62,7 @@ pub struct Streams {
 impl Streams {
     pub fn new(max: usize, recheck: Duration) -> Streams {
         Streams {
+            watches: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max.max(1))),
             max: max.max(1),
             closing: watch::channel(false).0,
@@ -79,13 +86,120 @@ impl Streams {
     pub fn events_sent(&self) -> u64 {
         self.events_sent.load(Ordering::Relaxed)
     }
+
+    /// The tenant's shared reader, started from its last committed stamp when it has none
+    /// yet, and a place in what it reads. Taken before a stream's own first reads: those cover
+    /// every change the reader had read before, and the place every change it reads after.
+    async fn watch(
+        &self,
+        store: &Arc<dyn Store>,
+        tenant: TenantId,
+    ) -> Result<(Arc<TenantWatch>, Receiver<Arc<TenantChanges>>), StoreError> {
+        if let Some(watch) = self.existing_watch(tenant) {
+            let batches = watch.batches.subscribe();
+            return Ok((watch, batches));
+        }
+        // Stamps follow commit order: every change at or below this one is already visible to
+        // the stream's own reads, and every later one will be stamped above it.
+        let start = store.tenant_last_stamp(tenant).await?;
+        let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(watch) = watches.get(&tenant).and_then(Weak::upgrade) {
+            let batches = watch.batches.subscribe();
+            return Ok((watch, batches));
+        }
+        watches.retain(|_, w| w.strong_count() > 0);
+        let (batches, receiver) = broadcast::channel(WATCH_BUFFER);
+        let watch = Arc::new(TenantWatch { batches });
+        watches.insert(tenant, Arc::downgrade(&watch));
+        tokio::spawn(read_for_tenant(
+            Arc::downgrade(&watch),
+            store.clone(),
+            tenant,
+            start,
+            self.closing.subscribe(),
+        ));
+        Ok((watch, receiver))
+    }
+
+    fn existing_watch(&self, tenant: TenantId) -> Option<Arc<TenantWatch>> {
+        self.watches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tenant)
+            .and_then(Weak::upgrade)
+    }
+}
+
+/// Pages of a tenant's changes read once and shared by every stream of the tenant on this
+/// instance; it lives as long as one of them does.
+struct TenantWatch {
+    batches: broadcast::Sender<Arc<TenantChanges>>,
+}
+
+/// Pages a tenant's reader keeps for streams that have not yet sent them. A stream that falls
+/// further behind (its client does not read) is ended; it resumes with `Last-Event-ID`.
+const WATCH_BUFFER: usize = 64;
+
+/// Reads the tenant's new changes whenever one of its commits is announced (or commits may
+/// have been missed) and hands each page to the tenant's streams; ends with the last stream or
+/// at shutdown.
+async fn read_for_tenant(
+    watch: Weak<TenantWatch>,
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    mut cursor: Timestamp,
+    mut closing: watch::Receiver<bool>,
+) {
+    let mut commits = store.subscribe();
+    loop {
+        loop {
+            let Some(current) = watch.upgrade() else {
+                return;
+            };
+            match store.tenant_changes(tenant, cursor, PAGE).await {
+                Ok(page) => {
+                    let Some(last) = page.last else { break };
+                    cursor = last;
+                    let more = page.has_more;
+                    let _ = current.batches.send(Arc::new(page));
+                    if !more {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // The database is away (or the position was purged meanwhile, which needs
+                    // an operator's purge shorter than a read): try again.
+                    tracing::warn!(error = %e, tenant, "the changes stream cannot read; retrying");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+        tokio::select! {
+            () = async {
+                loop {
+                    match commits.recv().await {
+                        Ok(t) if t == tenant || t == EVERY_TENANT => return,
+                        Ok(_) => {}
+                        // Missed announcements: read rather than wait.
+                        Err(RecvError::Lagged(_)) => return,
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            } => {}
+            _ = closing.changed() => return,
+        }
+    }
 }
 
 struct Feed {
     store: Arc<dyn Store>,
     caller: Principal,
     cursor: Option<Timestamp>,
-    commits: tokio::sync::broadcast::Receiver<TenantId>,
+    /// Until the stream's own reads reach the end of the feed, it reads for itself; then it
+    /// takes its changes from the tenant's shared reader.
+    caught_up: bool,
+    batches: Receiver<Arc<TenantChanges>>,
+    _watch: Arc<TenantWatch>,
     pending: VecDeque<Event>,
     ended: bool,
     life: Life,
@@ -157,13 +271,17 @@ impl Feed {
                     .fetch_add(1, Ordering::Relaxed);
                 return Some(event);
             }
+            if self.caught_up {
+                self.wait_for_changes().await;
+                continue;
+            }
             match self.store.changes(&self.caller, self.cursor, PAGE).await {
                 Ok(page) if page.last.is_some() => {
                     self.cursor = page.last;
                     self.pending
                         .extend(events_of(&page).into_iter().map(|(_, e)| e));
                 }
-                Ok(_) => self.wait_for_commit().await,
+                Ok(_) => self.caught_up = true,
                 Err(StoreError::CursorPurged) => {
                     self.ended = true;
                     return Some(Event::default().event("resync").data(
@@ -179,28 +297,52 @@ impl Feed {
         }
     }
 
-    /// Waits for a commit of the caller's tenant (or word that commits may have been missed),
-    /// for shutdown, or for the next check of the caller's credentials.
-    async fn wait_for_commit(&mut self) {
-        let tenant = self.caller.tenant_id;
-        let commits = &mut self.commits;
-        let closing = &mut self.life.closing;
-        tokio::select! {
-            () = async {
-                loop {
-                    match commits.recv().await {
-                        Ok(t) if t == tenant || t == EVERY_TENANT => return,
-                        Ok(_) => {}
-                        // Missed notifications: read again rather than wait.
-                        Err(RecvError::Lagged(_)) => return,
-                        // The store is closing.
-                        Err(RecvError::Closed) => std::future::pending::<()>().await,
-                    }
+    /// Waits for a page of the tenant's reader, for shutdown, or for the next check of the
+    /// caller's credentials; a page becomes the events of what the caller may see.
+    async fn wait_for_changes(&mut self) {
+        let received = tokio::select! {
+            received = self.batches.recv() => received,
+            _ = self.life.closing.changed() => return,
+            () = tokio::time::sleep_until(self.life.next_check) => return,
+        };
+        match received {
+            Ok(page) => {
+                let events = self.events_in(&page);
+                if let Some(last) = page.last {
+                    self.cursor = self.cursor.max(Some(last));
                 }
-            } => {}
-            _ = closing.changed() => {}
-            () = tokio::time::sleep_until(self.life.next_check) => {}
+                self.pending.extend(events);
+            }
+            // The client does not read fast enough to keep within the reader's buffer: end
+            // the stream; it resumes after its last event.
+            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.ended = true,
         }
+    }
+
+    /// The events of a shared page that this stream has not sent and its caller may see:
+    /// a technician's own rows, and the removals of rows reassigned away from them (as the
+    /// changes feed gives them).
+    fn events_in(&self, page: &TenantChanges) -> Vec<Event> {
+        let after = self.cursor.unwrap_or(Timestamp::from_ticks(i64::MIN));
+        let technician = self.caller.is_technician().then_some(self.caller.user_id);
+        let mine = ChangesPage {
+            rows: page
+                .rows
+                .iter()
+                .filter(|r| r.modified_dateutc > after)
+                .filter(|r| technician.is_none_or(|me| r.user_id == me))
+                .cloned()
+                .collect(),
+            removed: page
+                .exits
+                .iter()
+                .filter(|(_, from, stamp)| *stamp > after && technician == Some(*from))
+                .map(|(id, _, stamp)| (*id, *stamp))
+                .collect(),
+            last: None,
+            has_more: false,
+        };
+        events_of(&mine).into_iter().map(|(_, e)| e).collect()
     }
 }
 
@@ -236,8 +378,9 @@ pub async fn stream_job_dispatch_log_changes(
         Some(c) => decode_cursor(&c)?,
         None => None,
     };
-    // Subscribe before the first read, so no commit falls between the two.
-    let commits = state.store.subscribe();
+    // A place in the tenant's shared reader before the first read, so that no change falls
+    // between the two.
+    let (watch, batches) = state.streams.watch(&state.store, caller.tenant_id).await?;
     // The first page is read here so that an expired cursor is a plain 410, not a stream.
     let first = state.store.changes(&caller, cursor, PAGE).await?;
     let life = Life {
@@ -256,7 +399,9 @@ pub async fn stream_job_dispatch_log_changes(
         store: state.store.clone(),
         caller,
         cursor: first.last.or(cursor),
-        commits,
+        caught_up: false,
+        batches,
+        _watch: watch,
         pending: VecDeque::new(),
         ended: false,
         life,

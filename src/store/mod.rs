@@ -83,6 +83,19 @@ pub struct ChangesPage {
     pub has_more: bool,
 }
 
+/// A page of every change of one tenant, for the live streams, which read once per tenant
+/// and give each stream what its caller may see.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChanges {
+    /// Changed rows of every user, tombstones included.
+    pub rows: Vec<JobDispatchLog>,
+    /// Rows reassigned away from a technician: (id, that technician's user_id, stamp).
+    pub exits: Vec<(Uuid, Uuid, Timestamp)>,
+    /// The stamp of the last change in the page; None when the page is empty.
+    pub last: Option<Timestamp>,
+    pub has_more: bool,
+}
+
 /// A page of the OData list (SPEC §6).
 #[derive(Debug, Clone, Default)]
 pub struct ListPage {
@@ -260,6 +273,19 @@ pub trait Store: AccountStore + 'static {
         since: Option<Timestamp>,
         limit: usize,
     ) -> Result<ChangesPage, StoreError>;
+
+    /// The tenant's last committed stamp: a position from which reading the tenant's
+    /// changes misses none committed later.
+    async fn tenant_last_stamp(&self, tenant: TenantId) -> Result<Timestamp, StoreError>;
+
+    /// Every change of the tenant after `since` (not before the purge horizon), at most
+    /// `limit`: what the live streams of a tenant read once and share.
+    async fn tenant_changes(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<TenantChanges, StoreError>;
 
     /// Physically removes rows logically deleted before `cutoff`.
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError>;

@@ -370,6 +370,15 @@ impl RowConn for PgConn {
             .collect()
     }
 
+    fn tenant_last_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
+        self.settle()?;
+        let row = self.query_opt(sql::TENANT_LAST_STAMP, &[&tenant])?;
+        Ok(Timestamp::from_ticks(match row {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        }))
+    }
+
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
         self.settle()?;
         let row = self.query_opt(sql::PURGED_THROUGH, &[&tenant])?;
@@ -418,6 +427,19 @@ impl RowConn for PgConn {
             }
         }
         Ok(rows)
+    }
+
+    fn tenant_scope_exits(
+        &mut self,
+        tenant: TenantId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Uuid, i64)>, StoreError> {
+        self.settle()?;
+        self.query(sql::TENANT_SCOPE_EXITS, &[&tenant, &after, &(limit as i64)])?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     fn scope_exits(

@@ -193,6 +193,8 @@ pub trait RowConn {
     fn insert_history(&mut self, entry: &NewHistory<'_>) -> Result<(), StoreError>;
     fn history(&mut self, tenant: TenantId, id: Uuid) -> Result<Vec<HistoryEntry>, StoreError>;
 
+    /// The tenant's last committed stamp (0 when it has none).
+    fn tenant_last_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;
     /// The newest stamp any purge of the tenant forgot.
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError>;
     /// Rows (of one user, when given) stamped after `after`, oldest first, at most `limit`,
@@ -204,6 +206,14 @@ pub trait RowConn {
         after: i64,
         limit: usize,
     ) -> Result<Vec<JobDispatchLog>, StoreError>;
+    /// Rows reassigned away from any technician after `after`: (id, the technician's
+    /// user_id, stamp), oldest first.
+    fn tenant_scope_exits(
+        &mut self,
+        tenant: TenantId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Uuid, i64)>, StoreError>;
     /// Rows reassigned away from `user` after `after`: (id, stamp), oldest first.
     fn scope_exits(
         &mut self,

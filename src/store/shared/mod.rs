@@ -18,7 +18,7 @@ use self::pool::Pool;
 use self::writer::Writer;
 use super::{
     AccountStore, ChangesPage, DeleteOutcome, ListPage, LoginRecord, NewUser, PurgeReport,
-    SaveItem, SaveOutcome, Store, StoreError, StoreStats, TenantFigures, TenantId,
+    SaveItem, SaveOutcome, Store, StoreError, StoreStats, TenantChanges, TenantFigures, TenantId,
 };
 use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
@@ -314,6 +314,22 @@ impl<C: Conn> Store for SqlStore<C> {
         let caller = caller.clone();
         self.read(move |conn| in_snapshot(conn, |conn| ops::changes(conn, &caller, since, limit)))
             .await
+    }
+
+    async fn tenant_last_stamp(&self, tenant: TenantId) -> Result<Timestamp, StoreError> {
+        self.read(move |conn| conn.tenant_last_stamp(tenant)).await
+    }
+
+    async fn tenant_changes(
+        &self,
+        tenant: TenantId,
+        since: Timestamp,
+        limit: usize,
+    ) -> Result<TenantChanges, StoreError> {
+        self.read(move |conn| {
+            in_snapshot(conn, |conn| ops::tenant_changes(conn, tenant, since, limit))
+        })
+        .await
     }
 
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError> {

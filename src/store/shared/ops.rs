@@ -12,7 +12,8 @@ use crate::domain::workflow::{self, Decision, HistoryEntry, Reach, Refusal};
 use crate::domain::{merge, JobDispatchLog, Principal, Timestamp};
 use crate::query::ListQuery;
 use crate::store::{
-    ChangesPage, DeleteOutcome, ListPage, SaveItem, SaveOutcome, StoreError, TenantId,
+    ChangesPage, DeleteOutcome, ListPage, SaveItem, SaveOutcome, StoreError, TenantChanges,
+    TenantId,
 };
 
 /// The `assigned_user_ids` texts a write job has just recomputed, by job, so that its answer
@@ -411,6 +412,49 @@ pub fn changes<C: Conn>(
         removed: removals
             .into_iter()
             .map(|(id, t)| (id, Timestamp::from_ticks(t)))
+            .collect(),
+        last,
+        has_more: total > limit,
+    })
+}
+
+/// Every change of a tenant after `since`, with the reassignments away from technicians:
+/// merged by stamp (unique within the tenant) and cut after `limit`, as [`changes`] does.
+pub fn tenant_changes<C: Conn>(
+    conn: &mut C,
+    tenant: TenantId,
+    since: Timestamp,
+    limit: usize,
+) -> Result<TenantChanges, StoreError> {
+    if since < conn.purged_through(tenant)? {
+        return Err(StoreError::CursorPurged);
+    }
+    let after = since.ticks();
+    let mut rows = conn.changed_rows(tenant, None, after, limit + 1)?;
+    let mut exits = conn.tenant_scope_exits(tenant, after, limit + 1)?;
+    let total = rows.len() + exits.len();
+    if total > limit {
+        let mut stamps: Vec<i64> = rows
+            .iter()
+            .map(|r| r.modified_dateutc.ticks())
+            .chain(exits.iter().map(|(_, _, t)| *t))
+            .collect();
+        stamps.sort_unstable();
+        let last_kept = stamps[limit - 1];
+        rows.retain(|r| r.modified_dateutc.ticks() <= last_kept);
+        exits.retain(|(_, _, t)| *t <= last_kept);
+    }
+    let last = rows
+        .iter()
+        .map(|r| r.modified_dateutc.ticks())
+        .chain(exits.iter().map(|(_, _, t)| *t))
+        .max()
+        .map(Timestamp::from_ticks);
+    Ok(TenantChanges {
+        rows,
+        exits: exits
+            .into_iter()
+            .map(|(id, user, t)| (id, user, Timestamp::from_ticks(t)))
             .collect(),
         last,
         has_more: total > limit,

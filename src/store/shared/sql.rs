@@ -101,7 +101,17 @@ pub const SCOPE_EXITS: &str = "SELECT id, modified_dateutc FROM scope_exit
      WHERE tenant_id = $1 AND user_id = $2 AND modified_dateutc > $3
      ORDER BY modified_dateutc LIMIT $4";
 
+/// Rows reassigned away from any technician after a stamp, with whose they were: (id,
+/// user_id, stamp), oldest first. For the live streams' one read per tenant.
+pub const TENANT_SCOPE_EXITS: &str = "SELECT id, user_id, modified_dateutc FROM scope_exit
+     WHERE tenant_id = $1 AND modified_dateutc > $2
+     ORDER BY modified_dateutc LIMIT $3";
+
 pub const PURGED_THROUGH: &str = "SELECT purged_through FROM tenant WHERE id = $1";
+
+/// The tenant's last stamp as committed: stamps follow commit order, so every change at or
+/// below it is visible to whoever reads it, and every later one will be stamped above it.
+pub const TENANT_LAST_STAMP: &str = "SELECT last_stamp FROM tenant WHERE id = $1";
 
 pub const STORE_TENANT_STAMP: &str = "UPDATE tenant SET last_stamp = $2 WHERE id = $1";
 

@@ -365,6 +365,15 @@ impl RowConn for SqliteConn {
         Ok(entries)
     }
 
+    fn tenant_last_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
+        let ticks: Option<i64> = self
+            .conn
+            .prepare_cached(&sqlite_form(sql::TENANT_LAST_STAMP))?
+            .query_row([tenant], |r| r.get(0))
+            .optional()?;
+        Ok(Timestamp::from_ticks(ticks.unwrap_or(0)))
+    }
+
     fn purged_through(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
         let ticks: Option<i64> = self
             .conn
@@ -402,6 +411,23 @@ impl RowConn for SqliteConn {
                 row_with_assignees_of,
             ),
         }
+    }
+
+    fn tenant_scope_exits(
+        &mut self,
+        tenant: TenantId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(Uuid, Uuid, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_form(sql::TENANT_SCOPE_EXITS))?;
+        let exits = stmt
+            .query_map(params![tenant, after, limit as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(exits)
     }
 
     fn scope_exits(
