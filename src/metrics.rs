@@ -252,13 +252,16 @@ impl Registry {
 }
 
 /// Appends the change streams' figures.
-pub fn render_streams(out: &mut String, open: usize, events_sent: u64) {
+pub fn render_streams(out: &mut String, open: usize, events_sent: u64, lag: Duration) {
     out.push_str("# HELP dispatchlog_streams_open Change streams (Server-Sent Events) open now.\n");
     out.push_str("# TYPE dispatchlog_streams_open gauge\n");
     let _ = writeln!(out, "dispatchlog_streams_open {open}");
     out.push_str("# HELP dispatchlog_stream_events_total Events sent on change streams.\n");
     out.push_str("# TYPE dispatchlog_stream_events_total counter\n");
     let _ = writeln!(out, "dispatchlog_stream_events_total {events_sent}");
+    out.push_str("# HELP dispatchlog_sync_lag_seconds Age of the oldest change a connected stream has not been sent yet (0 when every stream is up to date).\n");
+    out.push_str("# TYPE dispatchlog_sync_lag_seconds gauge\n");
+    let _ = writeln!(out, "dispatchlog_sync_lag_seconds {}", lag.as_secs_f64());
 }
 
 /// Appends what the store reports about its connections.

@@ -200,6 +200,10 @@ async fn streams_beyond_the_maximum_are_refused_with_a_503() {
     assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
     let metrics = app.admin().get("/metrics").await.text;
     assert!(metrics.contains("dispatchlog_streams_open 2"), "{metrics}");
+    assert!(
+        metrics.contains("dispatchlog_sync_lag_seconds 0\n"),
+        "two idle streams that are up to date lag by nothing: {metrics}"
+    );
     drop((a, b));
     app.stop().await;
 }

@@ -65,7 +65,12 @@ pub async fn metrics_for_operator(State(state): State<AppState>) -> Response {
 async fn render_metrics(state: &AppState, view: TenantView) -> Response {
     let mut text = crate::metrics::global().render();
     crate::metrics::render_store(&mut text, &state.store.stats());
-    crate::metrics::render_streams(&mut text, state.streams.open(), state.streams.events_sent());
+    crate::metrics::render_streams(
+        &mut text,
+        state.streams.open(),
+        state.streams.events_sent(),
+        state.streams.sync_lag(),
+    );
     match state.metrics.tenant_figures.get(&*state.store).await {
         Ok((figures, age)) => crate::metrics::render_tenants(&mut text, &figures, age, view),
         // The request counters are still worth a scrape while the database is away.

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// The open streams of this instance: how many may be open, the signal that ends them all,
 /// and what `/metrics` reports of them.
 pub struct Streams {
+    /// Per open stream: the stamp (ticks) of the oldest change it holds but has not yet sent,
+    /// 0 when it holds none; for the sync lag of `/metrics`.
+    undelivered: Mutex<Vec<Weak<AtomicI64>>>,
     /// One reader per tenant with open streams, shared by them.
     watches: Mutex<HashMap<TenantId, Weak<TenantWatch>>>,
     slots: Arc<Semaphore>,
@@ -62,6 +65,7 @@ pub struct Streams {
 impl Streams {
     pub fn new(max: usize, recheck: Duration) -> Streams {
         Streams {
+            undelivered: Mutex::new(Vec::new()),
             watches: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max.max(1))),
             max: max.max(1),
@@ -85,6 +89,32 @@ impl Streams {
     /// Events sent since start.
     pub fn events_sent(&self) -> u64 {
         self.events_sent.load(Ordering::Relaxed)
+    }
+
+    /// The age of the oldest change a connected stream holds but has not sent yet (zero when
+    /// every stream is up to date): how far live delivery is behind.
+    pub fn sync_lag(&self) -> Duration {
+        let mut undelivered = self.undelivered.lock().unwrap_or_else(|e| e.into_inner());
+        undelivered.retain(|w| w.strong_count() > 0);
+        let oldest = undelivered
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|t| t.load(Ordering::Relaxed))
+            .filter(|t| *t != 0)
+            .min();
+        oldest.map_or(Duration::ZERO, |ticks| {
+            let age = Timestamp::now().ticks().saturating_sub(ticks).max(0);
+            Duration::from_nanos(age as u64 * 100)
+        })
+    }
+
+    fn track(&self) -> Arc<AtomicI64> {
+        let slot = Arc::new(AtomicI64::new(0));
+        self.undelivered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&slot));
+        slot
     }
 
     /// The tenant's shared reader, started from its last committed stamp when it has none
@@ -200,6 +230,9 @@ struct Feed {
     caught_up: bool,
     batches: Receiver<Arc<TenantChanges>>,
     _watch: Arc<TenantWatch>,
+    /// The stamps of `pending`'s events, oldest first, for the sync lag.
+    pending_stamps: VecDeque<Timestamp>,
+    oldest_undelivered: Arc<AtomicI64>,
     pending: VecDeque<Event>,
     ended: bool,
     life: Life,
@@ -265,6 +298,9 @@ impl Feed {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
+                self.pending_stamps.pop_front();
+                let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
+                self.oldest_undelivered.store(oldest, Ordering::Relaxed);
                 self.life
                     .streams
                     .events_sent
@@ -278,8 +314,7 @@ impl Feed {
             match self.store.changes(&self.caller, self.cursor, PAGE).await {
                 Ok(page) if page.last.is_some() => {
                     self.cursor = page.last;
-                    self.pending
-                        .extend(events_of(&page).into_iter().map(|(_, e)| e));
+                    self.push(events_of(&page));
                 }
                 Ok(_) => self.caught_up = true,
                 Err(StoreError::CursorPurged) => {
@@ -311,7 +346,7 @@ impl Feed {
                 if let Some(last) = page.last {
                     self.cursor = self.cursor.max(Some(last));
                 }
-                self.pending.extend(events);
+                self.push(events);
             }
             // The client does not read fast enough to keep within the reader's buffer: end
             // the stream; it resumes after its last event.
@@ -322,7 +357,16 @@ impl Feed {
     /// The events of a shared page that this stream has not sent and its caller may see:
     /// a technician's own rows, and the removals of rows reassigned away from them (as the
     /// changes feed gives them).
-    fn events_in(&self, page: &TenantChanges) -> Vec<Event> {
+    fn push(&mut self, events: Vec<(Timestamp, Event)>) {
+        for (stamp, event) in events {
+            self.pending_stamps.push_back(stamp);
+            self.pending.push_back(event);
+        }
+        let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
+        self.oldest_undelivered.store(oldest, Ordering::Relaxed);
+    }
+
+    fn events_in(&self, page: &TenantChanges) -> Vec<(Timestamp, Event)> {
         let after = self.cursor.unwrap_or(Timestamp::from_ticks(i64::MIN));
         let technician = self.caller.is_technician().then_some(self.caller.user_id);
         let mine = ChangesPage {
@@ -342,7 +386,7 @@ impl Feed {
             last: None,
             has_more: false,
         };
-        events_of(&mine).into_iter().map(|(_, e)| e).collect()
+        events_of(&mine)
     }
 }
 
@@ -402,12 +446,13 @@ pub async fn stream_job_dispatch_log_changes(
         caught_up: false,
         batches,
         _watch: watch,
+        pending_stamps: VecDeque::new(),
+        oldest_undelivered: state.streams.track(),
         pending: VecDeque::new(),
         ended: false,
         life,
     };
-    feed.pending
-        .extend(events_of(&first).into_iter().map(|(_, e)| e));
+    feed.push(events_of(&first));
     let events = stream::unfold(feed, |mut feed| async move {
         feed.next_event().await.map(|e| (Ok(e), feed))
     });
