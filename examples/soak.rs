@@ -21,11 +21,11 @@
 //! - one loop per technician: lists its own pending rows, accepts (with an offline decision
 //!   time) or rejects (with a reason; never a workshop row) a few of them, pauses.
 //!
-//! Samples: server RSS (`VmRSS`), open files (`/proc/PID/fd`), the client connections the server
-//! holds (`dispatchlog_http_connections` from `/metrics`), SQLite database and `-wal` sizes (the
-//! WAL is also checked every 200 ms and the interval's maximum reported), PostgreSQL connections
-//! of the database (`pg_stat_activity`), and the interval's requests, p99 latency, non-2xx and
-//! 5xx answers.
+//! Samples: server RSS (`VmRSS`) and threads, open files (`/proc/PID/fd`), the client
+//! connections the server holds (`dispatchlog_http_connections` from `/metrics`), SQLite
+//! database and `-wal` sizes (the WAL is also checked every 200 ms and the interval's maximum
+//! reported), PostgreSQL connections of the database (`pg_stat_activity`), and the interval's
+//! requests, p99 latency, non-2xx and 5xx answers.
 //!
 //! Rules (each breaks the run):
 //! - any 5xx answer, and any request that got no answer (transport error or client timeout);
@@ -35,12 +35,14 @@
 //!   `--rss-growth-pct` (20 %) above the sample at 60 s. The median ignores one transient spike;
 //!   a leak moves all three. (Runs shorter than 90 s cannot apply the rule and say so.)
 //! - a WAL sample (every 200 ms) above `--wal-limit-mib`;
-//! - growing open files: the files the server holds other than client connections (open fds
-//!   minus `dispatchlog_http_connections`, so the streams held open on purpose and the pooled
-//!   keep-alive connections are excluded) — the smallest of the last three samples more than
-//!   `--fd-slack` (64) above the sample at 60 s. The slack covers the read pool opening its
-//!   remaining connections late (SQLite: up to 3 files per reader); a leak grows without bound
-//!   and passes any slack.
+//! - growing open files: the server's open files other than sockets ("other files": database,
+//!   WAL and shared-memory files, pipes, epoll…; sockets are excluded because the streams and
+//!   pooled keep-alive connections are held open on purpose and their number follows the load)
+//!   — the smallest of the last three samples more than `--fd-slack` (64) above the sample at
+//!   60 s. The slack covers the read pool opening its remaining connections late (SQLite: 2
+//!   files per reader); a leak grows without bound and passes any slack. Sockets are shown
+//!   beside the server's own count of client connections, whose difference (listeners, the
+//!   database's sockets on PostgreSQL) should stay flat.
 //! - PostgreSQL: a sample of the database's connections (`pg_stat_activity`) above
 //!   `--pg-max-connections` (the read pool's maximum plus the writer), when given.
 
@@ -189,6 +191,7 @@ struct Totals {
     /// The first few failure bodies or errors, for the report.
     examples: Vec<String>,
     latencies_us: Vec<u32>,
+    latencies_by_kind: BTreeMap<&'static str, Vec<u32>>,
 }
 
 #[derive(Default)]
@@ -221,6 +224,7 @@ impl Stats {
         let mut t = self.totals.lock().unwrap();
         *t.by_kind.entry(kind).or_default() += 1;
         t.latencies_us.push(us);
+        t.latencies_by_kind.entry(kind).or_default().push(us);
         if !ok {
             *t.failures.entry((kind, status.unwrap_or(0))).or_default() += 1;
             if t.examples.len() < 10 {
@@ -308,7 +312,7 @@ impl Ctx {
             }
             Err(e) => {
                 self.stats
-                    .record(kind, None, started.elapsed(), &format!("{e:#}"));
+                    .record(kind, None, started.elapsed(), &error_chain(&e));
                 None
             }
         }
@@ -330,6 +334,18 @@ impl Ctx {
             Some(jobs[rng.below(jobs.len())])
         }
     }
+}
+
+/// An error with its causes ("error sending request: … : connection reset").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// A dispatch of a new job, every field of SPEC §2 present.
@@ -423,7 +439,9 @@ async fn save_worker(ctx: Arc<Ctx>) {
     }
 }
 
-fn list_query(ctx: &Ctx, rng: &mut Rng) -> String {
+/// A list's kind (for the report) and its query: the `$filter` value, then optionally
+/// `&$orderby=…`.
+fn list_query(ctx: &Ctx, rng: &mut Rng) -> (&'static str, String) {
     let job = ctx.recent_job(rng);
     let technician = if ctx.technicians.is_empty() {
         None
@@ -431,18 +449,33 @@ fn list_query(ctx: &Ctx, rng: &mut Rng) -> String {
         Some(ctx.technicians[rng.below(ctx.technicians.len())].user_id)
     };
     match rng.below(5) {
-        0 => "is_accepted eq true and sys_logical_delete eq false&$orderby=modified_dateutc desc"
-            .to_string(),
-        1 if job.is_some() => format!("jobs_id eq {}", job.unwrap_or_default()),
-        2 if technician.is_some() => format!(
-            "user_id eq {} and is_accepted eq false and is_rejected eq false",
-            technician.unwrap_or_default()
+        0 => (
+            "list (accepted)",
+            "is_accepted eq true and sys_logical_delete eq false&$orderby=modified_dateutc desc"
+                .to_string(),
         ),
-        3 => "is_rejected eq true and contains(rejected_reason,'part')&$orderby=modified_dateutc desc"
-            .to_string(),
-        _ => format!(
-            "modified_dateutc gt {}&$orderby=modified_dateutc",
-            &date7(rng, 5)[..27]
+        1 if job.is_some() => (
+            "list (job)",
+            format!("jobs_id eq {}", job.unwrap_or_default()),
+        ),
+        2 if technician.is_some() => (
+            "list (technician's pending)",
+            format!(
+                "user_id eq {} and is_accepted eq false and is_rejected eq false",
+                technician.unwrap_or_default()
+            ),
+        ),
+        3 => (
+            "list (reason)",
+            "is_rejected eq true and contains(rejected_reason,'part')&$orderby=modified_dateutc desc"
+                .to_string(),
+        ),
+        _ => (
+            "list (modified since)",
+            format!(
+                "modified_dateutc gt {}&$orderby=modified_dateutc",
+                &date7(rng, 5)[..27]
+            ),
         ),
     }
 }
@@ -450,7 +483,7 @@ fn list_query(ctx: &Ctx, rng: &mut Rng) -> String {
 async fn list_worker(ctx: Arc<Ctx>) {
     let mut rng = Rng::new();
     while ctx.running() {
-        let query = list_query(&ctx, &mut rng);
+        let (kind, query) = list_query(&ctx, &mut rng);
         // `$filter` value first; the rest of the query string is appended as written.
         let (filter, rest) = query.split_once('&').unwrap_or((&query, ""));
         let mut url = reqwest::Url::parse(&format!("{}/api/JobDispatchLog", ctx.base))
@@ -461,7 +494,7 @@ async fn list_worker(ctx: Arc<Ctx>) {
         if let Some((name, value)) = rest.split_once('=') {
             url.query_pairs_mut().append_pair(name, value);
         }
-        ctx.send("list", &Who::Admin, ctx.client.get(url)).await;
+        ctx.send(kind, &Who::Admin, ctx.client.get(url)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -569,7 +602,7 @@ async fn stream_reader(ctx: Arc<Ctx>, technician: Option<Technician>) {
             Err(_) => return,
             Ok(Err(e)) => {
                 ctx.stats
-                    .record("stream", None, started.elapsed(), &format!("{e:#}"));
+                    .record("stream", None, started.elapsed(), &error_chain(&e));
                 continue;
             }
             Ok(Ok(resp)) => resp,
@@ -615,7 +648,7 @@ async fn stream_reader(ctx: Arc<Ctx>, technician: Option<Technician>) {
                 }
                 Ok(Err(e)) => {
                     ctx.stats
-                        .record("stream", None, Duration::ZERO, &format!("{e:#}"));
+                        .record("stream", None, Duration::ZERO, &error_chain(&e));
                     break;
                 }
             }
@@ -630,7 +663,9 @@ async fn stream_reader(ctx: Arc<Ctx>, technician: Option<Technician>) {
 struct Sample {
     t: f64,
     rss_kib: u64,
+    threads: u64,
     fds: i64,
+    sockets: i64,
     http_connections: i64,
     db_bytes: u64,
     wal_max_bytes: u64,
@@ -645,23 +680,35 @@ struct Sample {
 
 impl Sample {
     fn other_fds(&self) -> i64 {
-        self.fds - self.http_connections
+        self.fds - self.sockets
     }
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+/// A number from `/proc/PID/status` (`VmRSS:` in KiB, `Threads:`).
+fn proc_status(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("the server (pid {pid}) is gone"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .context("no VmRSS")
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
-fn open_fds(pid: u32) -> anyhow::Result<i64> {
-    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as i64)
+/// Open files of a process, and how many of them are sockets.
+fn open_fds(pid: u32) -> anyhow::Result<(i64, i64)> {
+    let (mut all, mut sockets) = (0, 0);
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
+        all += 1;
+        // A file closed since the listing has no link any more: counted, not as a socket.
+        if let Ok(target) = std::fs::read_link(entry?.path()) {
+            if target.to_string_lossy().starts_with("socket:") {
+                sockets += 1;
+            }
+        }
+    }
+    Ok((all, sockets))
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -682,6 +729,7 @@ async fn metrics(ctx: &Ctx) -> BTreeMap<String, f64> {
         .client
         .get(url)
         .header("Authorization", &ctx.auth)
+        .timeout(Duration::from_secs(3))
         .send()
         .await
     else {
@@ -741,8 +789,8 @@ async fn take_sample(
     let interval = std::mem::take(&mut *ctx.stats.interval.lock().unwrap());
     let mut latencies = interval.latencies_us;
     latencies.sort_unstable();
+    let (fds, sockets) = open_fds(args.server_pid)?;
     let m = metrics(ctx).await;
-    let fds = open_fds(args.server_pid)?;
     let db_bytes = args.sqlite_db.as_deref().map(file_size).unwrap_or(0);
     let wal_now = args
         .sqlite_db
@@ -756,8 +804,10 @@ async fn take_sample(
     };
     Ok(Sample {
         t,
-        rss_kib: rss_kib(args.server_pid)?,
+        rss_kib: proc_status(args.server_pid, "VmRSS:")?,
+        threads: proc_status(args.server_pid, "Threads:")?,
         fds,
+        sockets,
         http_connections: m
             .get("dispatchlog_http_connections")
             .copied()
@@ -778,12 +828,13 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn print_table(samples: &[Sample], args: &Args, interval_secs: f64) {
+fn print_table(samples: &[Sample], args: &Args) {
     let sqlite = args.sqlite_db.is_some();
     let pg = args.postgres_db.is_some();
-    let mut header =
-        String::from("| t (s) | RSS MiB | open files | of them client conns | other files |");
-    let mut rule = String::from("|---:|---:|---:|---:|---:|");
+    let mut header = String::from(
+        "| t (s) | RSS MiB | threads | open files | sockets | client conns | other files |",
+    );
+    let mut rule = String::from("|---:|---:|---:|---:|---:|---:|---:|");
     if sqlite {
         header.push_str(" DB MiB | WAL MiB (max) |");
         rule.push_str("---:|---:|");
@@ -795,12 +846,17 @@ fn print_table(samples: &[Sample], args: &Args, interval_secs: f64) {
     header.push_str(" streams | requests | req/s | p99 ms | non-2xx | 5xx | no answer |");
     rule.push_str("---:|---:|---:|---:|---:|---:|---:|");
     println!("{header}\n{rule}");
+    let mut previous_t = 0.0;
     for s in samples {
+        let interval_secs = (s.t - previous_t).max(0.001);
+        previous_t = s.t;
         let mut line = format!(
-            "| {:.0} | {:.1} | {} | {} | {} |",
+            "| {:.0} | {:.1} | {} | {} | {} | {} | {} |",
             s.t,
             s.rss_kib as f64 / 1024.0,
+            s.threads,
             s.fds,
+            s.sockets,
             s.http_connections,
             s.other_fds()
         );
@@ -907,7 +963,7 @@ fn verdict(samples: &[Sample], args: &Args, totals: &Totals) -> (Vec<String>, Ve
             }
             let fds_end = last3.iter().map(|s| s.other_fds()).min().unwrap_or(0);
             let text = format!(
-                "open files other than client connections: {} at {:.0} s, smallest of the last three samples {} (limit +{})",
+                "open files other than sockets: {} at {:.0} s, smallest of the last three samples {} (limit +{})",
                 base.other_fds(),
                 base.t,
                 fds_end,
@@ -971,8 +1027,11 @@ async fn main() -> anyhow::Result<()> {
     // it (streams still open) rather than its wind-down.
     let sampling_end = started + run;
     let deadline = sampling_end + Duration::from_secs(3);
+    // Idle pooled connections are dropped well before the server's keep-alive limit (its
+    // --header-timeout, 10 s), so a request is never sent on a connection the server is closing.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(4))
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .build()?;
@@ -1058,13 +1117,15 @@ async fn main() -> anyhow::Result<()> {
     loop {
         let at = next.min(sampling_end);
         tokio::time::sleep_until(at).await;
-        let t = (at - started).as_secs_f64();
+        // The time the sample is taken (late if the machine is busy), for the rate.
+        let t = (tokio::time::Instant::now() - started).as_secs_f64();
         match take_sample(&ctx, &args, pg.as_ref(), t).await {
             Ok(s) => {
                 eprintln!(
-                    "[soak] t={:.0}s rss={:.1}MiB fds={} conns={} wal={:.1}MiB pg={:?} streams={} requests={} p99={:.1}ms non2xx={} 5xx={}",
+                    "[soak] t={:.0}s rss={:.1}MiB threads={} fds={} conns={} wal={:.1}MiB pg={:?} streams={} requests={} p99={:.1}ms non2xx={} 5xx={}",
                     s.t,
                     s.rss_kib as f64 / 1024.0,
+                    s.threads,
                     s.fds,
                     s.http_connections,
                     mib(s.wal_max_bytes),
@@ -1096,7 +1157,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let totals = std::mem::take(&mut *ctx.stats.totals.lock().unwrap());
-    print_table(&samples, &args, args.sample_seconds);
+    print_table(&samples, &args);
     let mut all = totals.latencies_us.clone();
     all.sort_unstable();
     let total: u64 = totals.by_kind.values().sum();
@@ -1112,6 +1173,24 @@ async fn main() -> anyhow::Result<()> {
             .by_kind
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Latency by kind (p50 / p99 / max, ms): {}.",
+        totals
+            .latencies_by_kind
+            .iter()
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                v.sort_unstable();
+                format!(
+                    "{k} {:.1} / {:.1} / {:.1}",
+                    percentile(&v, 50.0),
+                    percentile(&v, 99.0),
+                    percentile(&v, 100.0)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     );
