@@ -668,7 +668,8 @@ struct Sample {
     threads: u64,
     fds: i64,
     sockets: i64,
-    http_connections: i64,
+    /// None: `/metrics` did not answer within 3 s.
+    http_connections: Option<i64>,
     db_bytes: u64,
     wal_max_bytes: u64,
     pg_connections: Option<i64>,
@@ -810,10 +811,7 @@ async fn take_sample(
         threads: proc_status(args.server_pid, "Threads:")?,
         fds,
         sockets,
-        http_connections: m
-            .get("dispatchlog_http_connections")
-            .copied()
-            .unwrap_or(0.0) as i64,
+        http_connections: m.get("dispatchlog_http_connections").map(|v| *v as i64),
         db_bytes,
         wal_max_bytes,
         pg_connections,
@@ -859,7 +857,8 @@ fn print_table(samples: &[Sample], args: &Args) {
             s.threads,
             s.fds,
             s.sockets,
-            s.http_connections,
+            s.http_connections
+                .map_or_else(|| "?".to_string(), |c| c.to_string()),
             s.other_fds()
         );
         if sqlite {
@@ -1131,7 +1130,7 @@ async fn main() -> anyhow::Result<()> {
         match take_sample(&ctx, &args, pg.as_ref(), t).await {
             Ok(s) => {
                 eprintln!(
-                    "[soak] t={:.0}s rss={:.1}MiB threads={} fds={} conns={} wal={:.1}MiB pg={:?} streams={} requests={} p99={:.1}ms non2xx={} 5xx={}",
+                    "[soak] t={:.0}s rss={:.1}MiB threads={} fds={} conns={:?} wal={:.1}MiB pg={:?} streams={} requests={} p99={:.1}ms non2xx={} 5xx={}",
                     s.t,
                     s.rss_kib as f64 / 1024.0,
                     s.threads,
