@@ -7,6 +7,7 @@
 //! acquire timeout is answered 503 with `Retry-After` rather than queued without end, and a
 //! PostgreSQL server never sees more than this many readers of one instance.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub struct Pool<C: Conn> {
     permits: Arc<Semaphore>,
     max_open: usize,
     acquire_timeout: Duration,
+    /// Connections open now, idle or in use.
+    opened: AtomicUsize,
 }
 
 /// A place to use one connection; held from before the connection is taken until after it is
@@ -39,6 +42,7 @@ impl<C: Conn> Pool<C> {
             permits: Arc::new(Semaphore::new(max_open)),
             max_open,
             acquire_timeout,
+            opened: AtomicUsize::new(0),
         }
     }
 
@@ -54,7 +58,7 @@ impl<C: Conn> Pool<C> {
 
     /// Connections open now, idle or in use (at most `max_open`).
     pub fn open(&self) -> usize {
-        self.max_open - self.permits.available_permits() + self.idle()
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a pooled connection (blocking), in the place `_permit` holds.
@@ -66,14 +70,26 @@ impl<C: Conn> Pool<C> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut conn = match idle {
             Some(c) if !c.is_broken() => c,
-            _ => (self.connect)()?,
+            broken => {
+                if broken.is_some() {
+                    self.opened.fetch_sub(1, Ordering::Relaxed);
+                }
+                let conn = (self.connect)()?;
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                conn
+            }
         };
         let result = f(&mut conn);
-        if !conn.is_broken() {
+        let kept = !conn.is_broken() && {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < self.max_open {
+            let room = idle.len() < self.max_open;
+            if room {
                 idle.push(conn);
             }
+            room
+        };
+        if !kept {
+            self.opened.fetch_sub(1, Ordering::Relaxed);
         }
         result
     }
@@ -84,7 +100,9 @@ impl<C: Conn> Pool<C> {
     }
 
     pub fn clear(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        self.opened.fetch_sub(idle.len(), Ordering::Relaxed);
+        idle.clear();
     }
 }
 
