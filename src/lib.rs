@@ -24,7 +24,7 @@ use config::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
-            telemetry::init(args.log_format);
+            let _log = telemetry::init(args.log_format);
             let app = app::Application::build(app::Settings::from(&*args)).await?;
             app.run_until_stopped(app::shutdown_signal()).await
         }

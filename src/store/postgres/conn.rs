@@ -465,34 +465,46 @@ impl RowConn for PgConn {
     ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError> {
         self.settle()?;
         let list = sql::list(Dialect::Postgres, tenant, user, query, limit);
-        let params: Vec<Box<dyn ToSql + Sync>> = list
+        let params: Vec<(Box<dyn ToSql + Sync>, Type)> = list
             .params
             .into_iter()
-            .map(|p| -> Box<dyn ToSql + Sync> {
+            .map(|p| -> (Box<dyn ToSql + Sync>, Type) {
                 match p {
-                    SqlValue::Int(i) => Box::new(i),
-                    SqlValue::Text(t) => Box::new(t),
-                    SqlValue::Uuid(u) => Box::new(u),
-                    SqlValue::Bool(b) => Box::new(b),
+                    SqlValue::Int(i) => (Box::new(i), Type::INT8),
+                    SqlValue::Text(t) => (Box::new(t), Type::TEXT),
+                    SqlValue::Uuid(u) => (Box::new(u), Type::UUID),
+                    SqlValue::Bool(b) => (Box::new(b), Type::BOOL),
                 }
             })
             .collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref()).collect();
-        // Filters vary with every request: run them unprepared rather than fill the cache.
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .map(|(p, ty)| (p.as_ref(), ty.clone()))
+            .collect();
+        // Filters vary with every request: they run unprepared rather than fill the cache, and
+        // typed, so each statement is one round trip.
         let found = self
             .runtime
-            .block_on(self.client.query(list.rows.as_str(), &refs));
+            .block_on(self.client.query_typed(list.rows.as_str(), &typed));
         let rows = self
             .check(found)?
             .iter()
-            .map(row_of)
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|r| {
+                let mut row = row_of(r)?;
+                let assignees: Vec<Uuid> = r.try_get(sql::ROW_COLUMN_COUNT)?;
+                row.assigned_user_ids = assigned_user_ids(assignees);
+                Ok(row)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let count = match &list.count {
             Some(sql) => {
                 let counted = self
                     .runtime
-                    .block_on(self.client.query_one(sql.as_str(), &refs));
-                let row = self.check(counted)?;
+                    .block_on(self.client.query_typed(sql.as_str(), &typed));
+                let counted = self.check(counted)?;
+                let row = counted.first().ok_or_else(|| {
+                    StoreError::Internal(anyhow::anyhow!("the count query returned no row"))
+                })?;
                 Some(row.try_get::<_, i64>(0)? as u64)
             }
             None => None,

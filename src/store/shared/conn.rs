@@ -223,7 +223,9 @@ pub trait RowConn {
         limit: usize,
     ) -> Result<Vec<(Uuid, i64)>, StoreError>;
     /// Up to `limit` rows (of one user, when given) matching the query, after its `$skip`,
-    /// and the number of all matching rows when `$count` asks for it.
+    /// each with its `assigned_user_ids`, and the number of all matching rows when `$count`
+    /// asks for it. Without `$count` the page is one statement, so it sees one snapshot
+    /// without a transaction around it.
     fn list(
         &mut self,
         tenant: TenantId,

@@ -114,10 +114,7 @@ impl<C: Conn> SqlStore<C> {
         match &self.readers {
             Some(pool) => {
                 let permit = pool.acquire().await?;
-                let pool = pool.clone();
-                tokio::task::spawn_blocking(move || pool.with(&permit, f))
-                    .await
-                    .map_err(|e| StoreError::Internal(e.into()))?
+                pool.run(permit, f).await
             }
             None => self.writer.read(f).await,
         }
@@ -301,8 +298,14 @@ impl<C: Conn> Store for SqlStore<C> {
 
     async fn list(&self, caller: &Principal, query: ListQuery) -> Result<ListPage, StoreError> {
         let caller = caller.clone();
-        self.read(move |conn| in_snapshot(conn, |conn| ops::list(conn, &caller, &query)))
-            .await
+        if query.count {
+            self.read(move |conn| in_snapshot(conn, |conn| ops::list(conn, &caller, &query)))
+                .await
+        } else {
+            // One statement (`RowConn::list`): its own snapshot.
+            self.read(move |conn| ops::list(conn, &caller, &query))
+                .await
+        }
     }
 
     async fn changes(

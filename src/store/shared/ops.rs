@@ -472,7 +472,6 @@ pub fn list<C: Conn>(
     let (mut rows, count) = conn.list(tenant, technician, query, top + 1)?;
     let has_more = rows.len() > top;
     rows.truncate(top);
-    fill_assignees(conn, tenant, &mut rows, &JobTexts::new())?;
     Ok(ListPage {
         rows,
         count,

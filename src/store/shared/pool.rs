@@ -1,6 +1,10 @@
 //! Read connections, opened on demand and kept for reuse; a broken one is dropped, so the pool
 //! heals by itself when the database comes back.
 //!
+//! Reads run on the pool's own threads, one per connection place: a request hands its read to
+//! an idle thread over a channel and is woken with the answer, which costs less than a task of
+//! the runtime's general blocking pool (shared by everything that blocks) per read.
+//!
 //! At most `max_open` connections exist at once: a read first takes one of as many permits
 //! (waiting asynchronously, so a crowd of waiting requests holds no threads), and a connection is
 //! only opened by a permit holder that finds none idle. A read that waits longer than the
@@ -18,8 +22,13 @@ use crate::store::StoreError;
 
 pub type ConnectShared<C> = Box<dyn Fn() -> Result<C, StoreError> + Send + Sync>;
 
+/// A read handed to the pool's threads.
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct Pool<C: Conn> {
     connect: ConnectShared<C>,
+    /// To the pool's threads; they end when the pool is dropped.
+    jobs: crossbeam_channel::Sender<Job>,
     idle: Mutex<Vec<C>>,
     /// One permit per connection that may be open.
     permits: Arc<Semaphore>,
@@ -36,8 +45,24 @@ pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 impl<C: Conn> Pool<C> {
     pub fn new(connect: ConnectShared<C>, max_open: usize, acquire_timeout: Duration) -> Self {
         let max_open = max_open.max(1);
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
+        for n in 0..max_open {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("db-reader-{n}"))
+                .spawn(move || {
+                    while let Ok(job) = queue.recv() {
+                        job();
+                    }
+                });
+            if let Err(e) = spawned {
+                // Fewer threads only means fewer reads at once; one is enough to serve.
+                tracing::warn!(error = %e, "cannot start a database reader thread");
+            }
+        }
         Pool {
             connect,
+            jobs,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max_open)),
             max_open,
@@ -56,13 +81,39 @@ impl<C: Conn> Pool<C> {
         }
     }
 
+    /// Runs `f` on a pooled connection on one of the pool's threads, in the place `permit`
+    /// holds, and gives back its result.
+    pub async fn run<T, F>(self: &Arc<Self>, permit: Permit, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut C) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, result) = tokio::sync::oneshot::channel();
+        let pool = self.clone();
+        let job: Job = Box::new(move || {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.with(&permit, f)));
+            drop(permit);
+            // A read that panicked answers nothing: the caller sees an internal error below.
+            if let Ok(outcome) = outcome {
+                let _ = answer.send(outcome);
+            }
+        });
+        self.jobs.send(job).map_err(|_| {
+            StoreError::Internal(anyhow::anyhow!("the database readers have ended"))
+        })?;
+        result.await.map_err(|_| {
+            StoreError::Internal(anyhow::anyhow!("a database read ended without an answer"))
+        })?
+    }
+
     /// Connections open now, idle or in use (at most `max_open`).
     pub fn open(&self) -> usize {
         self.opened.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on a pooled connection (blocking), in the place `_permit` holds.
-    pub fn with<T>(
+    fn with<T>(
         &self,
         _permit: &Permit,
         f: impl FnOnce(&mut C) -> Result<T, StoreError>,

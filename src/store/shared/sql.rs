@@ -50,6 +50,8 @@ pub(crate) use row_columns;
 
 /// The stored columns, in the order [`decode_row`] reads them.
 pub const ROW_COLUMNS: &str = row_columns!("");
+/// How many columns [`ROW_COLUMNS`] names: the index of a column that follows them.
+pub const ROW_COLUMN_COUNT: usize = 12;
 
 /// The `SET` list of an upsert: every stored column but the key takes the value offered.
 macro_rules! upsert_set {
@@ -322,8 +324,26 @@ pub struct ListSql {
     pub params: Vec<SqlValue>,
 }
 
+/// The column after [`ROW_COLUMNS`] in a list page that gives each row its job's assignees, so
+/// a page is one statement: SQLite reads the text every row of the job keeps; PostgreSQL, which
+/// keeps none, reads the job's current assignees in order (not deleted, not rejected; by
+/// sequence, then user_id) as an array, which [`crate::domain::job_dispatch_log::assigned_user_ids`] turns into
+/// the text.
+fn job_assignees_column(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "j.assigned_user_ids",
+        Dialect::Postgres => {
+            "ARRAY(SELECT a.user_id FROM job_dispatch_log a
+                   WHERE a.tenant_id = j.tenant_id AND a.jobs_id = j.jobs_id
+                     AND NOT a.sys_logical_delete AND NOT a.is_rejected
+                   ORDER BY a.sequence, a.user_id)"
+        }
+    }
+}
+
 /// A page of rows of the tenant (and of one technician, when given) as the OData query says:
-/// filtered, ordered (always completed with `id`), `$skip` rows skipped, at most `limit`.
+/// filtered, ordered (always completed with `id`), `$skip` rows skipped, at most `limit`; each
+/// row's job assignees follow its columns ([`job_assignees_column`]).
 pub fn list(
     d: Dialect,
     tenant: TenantId,
@@ -346,8 +366,9 @@ pub fn list(
     let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
     ListSql {
         rows: format!(
-            "SELECT {ROW_COLUMNS} FROM job_dispatch_log WHERE {condition} ORDER BY {} \
+            "SELECT {ROW_COLUMNS}, {} FROM job_dispatch_log j WHERE {condition} ORDER BY {} \
              LIMIT {} OFFSET {skip}",
+            job_assignees_column(d),
             order_sql_for(&query.ordering(), d),
             limit as i64
         ),
@@ -379,5 +400,6 @@ mod tests {
             .collect();
         let columns: Vec<&str> = ROW_COLUMNS.split(", ").filter(|c| *c != "id").collect();
         assert_eq!(set, columns);
+        assert_eq!(ROW_COLUMNS.split(", ").count(), ROW_COLUMN_COUNT);
     }
 }

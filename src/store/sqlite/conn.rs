@@ -57,7 +57,7 @@ const COLUMNS_WITH_ASSIGNEES: &str = concat!(
 /// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
 fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     let mut row = row_of(r)?;
-    row.assigned_user_ids = r.get(12)?;
+    row.assigned_user_ids = r.get(sql::ROW_COLUMN_COUNT)?;
     Ok(row)
 }
 
@@ -464,7 +464,11 @@ impl RowConn for SqliteConn {
                 SqlValue::Bool(b) => SqliteValue::Integer(i64::from(b)),
             })
             .collect();
-        let rows = self.rows(&list.rows, rusqlite::params_from_iter(params.iter()))?;
+        let rows = self.rows_with(
+            &list.rows,
+            rusqlite::params_from_iter(params.iter()),
+            row_with_assignees_of,
+        )?;
         let count = match list.count {
             Some(count) => {
                 let n: i64 = self

@@ -11,6 +11,7 @@ mod conn;
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags};
 
 pub use self::conn::SqliteConn;
@@ -48,7 +49,33 @@ impl From<rusqlite::Error> for StoreError {
 /// shared by all of them, so each keeps little of its own.
 const READER_CACHE_KIB: i64 = 2_000;
 
+/// Statements each connection keeps prepared: every fixed statement of the service plus the
+/// list pages in use, so a steady load parses nothing.
+const STATEMENT_CACHE: usize = 128;
+
+/// Process-wide SQLite settings, applied once before the first connection opens: SQLite's
+/// allocation statistics are off, since keeping them takes a process-wide lock around every
+/// allocation of every connection, which readers on several threads then wait for (the service
+/// reads none of those statistics).
+fn configure_library() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before any connection of this process opens (every connection is
+        // opened after `open_file` or `open_memory` came here first); should SQLite already be
+        // initialised (a test that opened a connection itself), it refuses the change with
+        // SQLITE_MISUSE and nothing else happens.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+        }
+    });
+}
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Plans never depend on the values bound to a statement. Without this, SQLite marks a
+    // statement whose plan looked at a bound value (the tenant, a LIMIT) for a new plan at
+    // every new binding, so a cached statement was parsed and planned again on every use.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON;
@@ -60,6 +87,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Opens (creating and migrating) the database file at `path`.
 pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteStore> {
+    configure_library();
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open the database {}: {e}", path.display()))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -143,6 +171,7 @@ impl Checkpointer {
 
 /// A throw-away database that lives as long as the process.
 pub fn open_memory() -> anyhow::Result<SqliteStore> {
+    configure_library();
     let conn = Connection::open_in_memory()?;
     configure(&conn)?;
     migrate(&conn)?;
