@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # PostgreSQL Save benchmark: POST /api/JobDispatchLog/Save of unique rows (wrk +
-# bench/save.lua) against one release instance on a fresh PostgreSQL database, then against two
+# bench/realistic.lua: every field of SPEC §2, the realistic mix) against one release instance on a fresh PostgreSQL database, then against two
 # instances on the same database (one wrk per instance, half the connections each), then
 # `pgbench` running the same single-row upsert the service runs, on the same database (the
 # service's schema and indexes, an existing tenant), with as many clients. Prints a markdown
 # table with the target of the issue (one instance >= 70 % of the pgbench rate) and PASS/FAIL.
 #
 # Settings (environment):
+#   BENCH_ROW=realistic         the row saved: realistic (bench/realistic.lua, the default) or
+#                               minimal (bench/save.lua: id, jobs_id and user_id only; an extra)
 #   BENCH_SECONDS=20            each measured run (1 instance, 2 instances, pgbench)
 #   BENCH_WARMUP_SECONDS=3      wrk warm-up before each HTTP run (also fills the login cache)
 #   BENCH_CONNECTIONS=32        wrk -c (split in two for two instances) and pgbench -c
@@ -28,6 +30,12 @@ THREADS=${BENCH_THREADS:-2}
 PG=${BENCH_PG:-postgres://postgres@127.0.0.1:5432}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 DB=dispatchlog_bench_$$
+
+case ${BENCH_ROW:-realistic} in
+    realistic) ROW_SCRIPT=bench/realistic.lua ;;
+    minimal) ROW_SCRIPT=bench/save.lua ;;
+    *) echo "BENCH_ROW must be realistic or minimal" >&2; exit 2 ;;
+esac
 
 BENCH_NAME=pg_save.sh
 # shellcheck source=bench/lib.sh
@@ -95,7 +103,7 @@ make_login
 start_server a "$PG/$DB"
 PID_A=$SERVER_PID; ADDR_A=$SERVER_ADDR
 log "warm-up: ${WARMUP}s, $CONNS connections on instance a"
-wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s -s bench/save.lua "http://$ADDR_A" \
+wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s -s "$ROW_SCRIPT" "http://$ADDR_A" \
     >"$WORK/warmup1.txt" 2>&1
 grep '^RESULT' "$WORK/warmup1.txt" >&2 || true
 
@@ -105,7 +113,7 @@ G0=$(group_metrics "$ADDR_A")
 S0=$(cpu_seconds "$PID_A"); P0=$(cpu_seconds_of_command postgres); T0=$(date +%s.%N)
 sample_queue "$ADDR_A" "$SECONDS_RUN" "$WORK/queue1.txt" &
 SAMPLER=$!
-run_wrk "$WORK/wrk1" "$SECONDS_RUN" "$CONNS" "$THREADS" "$ADDR_A"
+run_wrk "$WORK/wrk1" "$SECONDS_RUN" "$CONNS" "$THREADS" "$ADDR_A" "$ROW_SCRIPT"
 T1=$(date +%s.%N); S1=$(cpu_seconds "$PID_A"); P1=$(cpu_seconds_of_command postgres)
 wait "$SAMPLER" || true
 G1=$(group_metrics "$ADDR_A")
@@ -124,9 +132,9 @@ start_server b "$PG/$DB"
 PID_B=$SERVER_PID; ADDR_B=$SERVER_ADDR
 HALF=$((CONNS / 2))
 log "warm-up: ${WARMUP}s, $HALF connections on each instance"
-wrk -t1 -c"$HALF" -d"${WARMUP}s" --timeout 10s -s bench/save.lua "http://$ADDR_A" >"$WORK/warmup2a.txt" 2>&1 &
+wrk -t1 -c"$HALF" -d"${WARMUP}s" --timeout 10s -s "$ROW_SCRIPT" "http://$ADDR_A" >"$WORK/warmup2a.txt" 2>&1 &
 WA=$!
-wrk -t1 -c"$HALF" -d"${WARMUP}s" --timeout 10s -s bench/save.lua "http://$ADDR_B" >"$WORK/warmup2b.txt" 2>&1
+wrk -t1 -c"$HALF" -d"${WARMUP}s" --timeout 10s -s "$ROW_SCRIPT" "http://$ADDR_B" >"$WORK/warmup2b.txt" 2>&1
 wait "$WA" || true
 
 log "measuring 2 instances: ${SECONDS_RUN}s, 1 thread and $HALF connections per instance"
@@ -138,9 +146,9 @@ sample_queue "$ADDR_A" "$SECONDS_RUN" "$WORK/queue2a.txt" &
 QA=$!
 sample_queue "$ADDR_B" "$SECONDS_RUN" "$WORK/queue2b.txt" &
 QB=$!
-run_wrk "$WORK/wrk2a" "$SECONDS_RUN" "$HALF" 1 "$ADDR_A" &
+run_wrk "$WORK/wrk2a" "$SECONDS_RUN" "$HALF" 1 "$ADDR_A" "$ROW_SCRIPT" &
 WA=$!
-run_wrk "$WORK/wrk2b" "$SECONDS_RUN" "$HALF" 1 "$ADDR_B"
+run_wrk "$WORK/wrk2b" "$SECONDS_RUN" "$HALF" 1 "$ADDR_B" "$ROW_SCRIPT"
 wait "$WA" || true
 T1=$(date +%s.%N)
 SA1=$(cpu_seconds "$PID_A"); SB1=$(cpu_seconds "$PID_B"); P1=$(cpu_seconds_of_command postgres)
@@ -165,18 +173,27 @@ STORED=$(psql_db -c "SELECT COUNT(*) FROM job_dispatch_log")
 
 # --- pgbench: the same single-row upsert ------------------------------------------------
 TENANT=$(psql_db -c "SELECT id FROM tenant WHERE lower(domain) = 'bench'")
-# The service's upsert (PgConn::upsert) with what a Save of a new row writes: fresh GUIDs,
-# date_create = now in 100 ns ticks, date_proceeded = the 1980 default, sequence 1, and a
-# modified_dateutc unique within the tenant (unique index) that grows like the service's
-# stamps: microseconds * 100 + the pgbench client id.
+# The service's upsert (PgConn::upsert) with what a Save of a realistic new row writes (the mix
+# of bench/realistic.lua): fresh GUIDs, date_create = now in 100 ns ticks, 60 % pending (the
+# 1980 date_proceeded), 30 % accepted, 10 % rejected with a reason (20 % workshop rows, never
+# rejected), sequence 1-3, and a modified_dateutc unique within the tenant (unique index) that
+# grows like the service's stamps: microseconds * 100 + the pgbench client id.
 cat >"$WORK/upsert.sql" <<SQL
+\set draw random(1, 100)
+\set workshop random(1, 5)
+\set sequence random(1, 3)
 INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
      date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
      is_workshop, modified_dateutc, sequence)
  VALUES ($TENANT, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
-     (extract(epoch FROM clock_timestamp()) * 10000000)::bigint, 3155328000000000,
-     false, false, '', false, false,
-     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 100 + :client_id, 1)
+     (extract(epoch FROM clock_timestamp()) * 10000000)::bigint,
+     CASE WHEN :draw > 60 THEN (extract(epoch FROM clock_timestamp()) * 10000000)::bigint
+          ELSE 3155328000000000 END,
+     :draw > 60 AND (:draw <= 90 OR :workshop = 1), :draw > 90 AND :workshop <> 1,
+     CASE WHEN :draw > 90 AND :workshop <> 1
+          THEN 'Missing part: compressor relay, ordered from the warehouse' ELSE '' END,
+     false, :workshop = 1,
+     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 100 + :client_id, :sequence)
  ON CONFLICT (tenant_id, id) DO UPDATE SET
      jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
      date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,

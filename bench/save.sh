@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Save benchmark: POST /api/JobDispatchLog/Save with unique rows from N concurrent connections
-# (wrk + bench/save.lua) against the release build on a fresh SQLite file, then two baselines
+# (wrk + bench/realistic.lua: every field of SPEC §2, the realistic mix) against the release build on a fresh SQLite file, then two baselines
 # on the same disk with the service's schema and statements and no HTTP
 # (examples/sqlite_baseline.rs): (a) one commit per row, (b) 256 rows per commit.
 # Prints a markdown table with the targets of the issue and PASS/FAIL.
 #
 # Settings (environment):
+#   BENCH_ROW=realistic         the row saved: realistic (bench/realistic.lua, the default) or
+#                               minimal (bench/save.lua: id, jobs_id and user_id only; an extra)
 #   BENCH_SECONDS=20            measured wrk run
 #   BENCH_WARMUP_SECONDS=3      wrk warm-up before it (also fills the login cache)
 #   BENCH_CONNECTIONS=32        wrk -c
@@ -29,6 +31,12 @@ BASELINE_SECONDS=${BENCH_BASELINE_SECONDS:-10}
 SKIP_BASELINES=${BENCH_SKIP_BASELINES:-0}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
 TMP_PARENT=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
+
+case ${BENCH_ROW:-realistic} in
+    realistic) ROW_SCRIPT=bench/realistic.lua ;;
+    minimal) ROW_SCRIPT=bench/save.lua ;;
+    *) echo "BENCH_ROW must be realistic or minimal" >&2; exit 2 ;;
+esac
 
 BENCH_NAME=save.sh
 # shellcheck source=bench/lib.sh
@@ -60,7 +68,7 @@ start_server server "sqlite://$WORK/save.db"
 ADDR=$SERVER_ADDR
 
 log "warm-up: ${WARMUP}s, $CONNS connections"
-wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s -s bench/save.lua "http://$ADDR" \
+wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" --timeout 10s -s "$ROW_SCRIPT" "http://$ADDR" \
     >"$WORK/warmup.txt" 2>&1
 grep '^RESULT' "$WORK/warmup.txt" >&2 || true
 
@@ -68,7 +76,7 @@ log "measuring: ${SECONDS_RUN}s, $THREADS threads, $CONNS connections"
 SERVER_CPU_BEFORE=$(cpu_seconds "$SERVER_PID")
 T0=$(date +%s.%N)
 # `times` in the subshell reports the CPU time of its reaped children, i.e. of wrk.
-run_wrk "$WORK/wrk" "$SECONDS_RUN" "$CONNS" "$THREADS" "$ADDR"
+run_wrk "$WORK/wrk" "$SECONDS_RUN" "$CONNS" "$THREADS" "$ADDR" "$ROW_SCRIPT"
 T1=$(date +%s.%N)
 SERVER_CPU_AFTER=$(cpu_seconds "$SERVER_PID")
 read -r RSS_PEAK_KB RSS_NOW_KB < <(rss_kb "$SERVER_PID")

@@ -1,18 +1,17 @@
-//! Client of the sync-pull benchmark (`bench/changes.sh`): pulls every row through
-//! `GET /api/JobDispatchLog/Changes?limit=N` from no cursor until `has_more` is false, and
-//! prints the rate.
+//! Client of the sync-pull benchmark (`bench/changes.sh`, `bench/speed.sh`): pulls every row
+//! through `GET /api/JobDispatchLog/Changes?limit=N` from no cursor until `has_more` is false,
+//! and prints the rate.
 //!
-//! It is built to cost the server's side as little as possible to measure: one keep-alive
-//! HTTP/1.1 connection over a plain `TcpStream` (no client library, no async runtime), and no
-//! JSON parsing on the timed path — rows are counted by the `{"id":` that opens each row
-//! object (the serializer writes the fields in the order of SPEC §2, `id` first), and the
-//! `cursor` and `has_more` fields are found from the end of the body. After the timed passes
-//! the last page is parsed with `serde_json` once, to check that the count is right.
+//! It is a client as a phone or a sync job is: every page is parsed whole (`serde_json` into a
+//! document tree, every field of every row), and its rows, cursor and `has_more` are read from
+//! that tree. With `--gzip` it asks for compressed answers (`Accept-Encoding: gzip`) as a phone
+//! on mobile data does and inflates each page before parsing it; the bytes that crossed the
+//! wire are counted either way. One keep-alive HTTP/1.1 connection over a plain `TcpStream`.
 //! The client's own CPU time (from `/proc/self/stat`) is printed beside the rate.
 //!
 //! Output, one line per pass and a summary:
-//! `pull pass=1 rows=100000 pages=21 seconds=1.234 rows_per_sec=81037 client_cpu_seconds=0.05`
-//! `pull best_rows_per_sec=… first_rows_per_sec=… median_rows_per_sec=… client_cpu_pct=…`
+//! `pull pass=1 rows=100000 pages=21 seconds=1.234 rows_per_sec=81037 wire_bytes=… client_cpu_seconds=0.05`
+//! `pull best_rows_per_sec=… first_rows_per_sec=… median_rows_per_sec=… wire_bytes_per_row=… client_cpu_pct=…`
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -42,6 +41,9 @@ struct Args {
     /// Give up on a pass after this long.
     #[arg(long, default_value_t = 300.0)]
     max_seconds: f64,
+    /// Ask for gzip-compressed pages.
+    #[arg(long)]
+    gzip: bool,
 }
 
 /// A keep-alive HTTP/1.1 connection.
@@ -49,10 +51,11 @@ struct Http {
     reader: BufReader<TcpStream>,
     host: String,
     auth: String,
+    gzip: bool,
 }
 
 impl Http {
-    fn connect(addr: &str, auth: &str) -> anyhow::Result<Http> {
+    fn connect(addr: &str, auth: &str, gzip: bool) -> anyhow::Result<Http> {
         let stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -60,13 +63,20 @@ impl Http {
             reader: BufReader::with_capacity(1 << 16, stream),
             host: addr.to_string(),
             auth: auth.to_string(),
+            gzip,
         })
     }
 
-    /// GET `path`; the body is read into `body` (cleared first). Returns the status.
-    fn get(&mut self, path: &str, body: &mut Vec<u8>) -> anyhow::Result<u16> {
+    /// GET `path`; the body as it crossed the wire is read into `body` (cleared first).
+    /// Returns the status and whether the body is gzipped.
+    fn get(&mut self, path: &str, body: &mut Vec<u8>) -> anyhow::Result<(u16, bool)> {
+        let encoding = if self.gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: application/json\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nAccept: application/json\r\n{encoding}\r\n",
             self.host, self.auth
         );
         self.reader.get_mut().write_all(request.as_bytes())?;
@@ -77,7 +87,7 @@ impl Http {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("bad status line {line:?}"))?;
-        let (mut length, mut chunked) = (None, false);
+        let (mut length, mut chunked, mut gzipped) = (None, false, false);
         loop {
             line.clear();
             self.reader.read_line(&mut line)?;
@@ -90,6 +100,8 @@ impl Http {
                 length = Some(value.trim().parse::<usize>()?);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.to_ascii_lowercase().contains("chunked");
+            } else if name.eq_ignore_ascii_case("content-encoding") {
+                gzipped = value.trim().eq_ignore_ascii_case("gzip");
             }
         }
         body.clear();
@@ -113,34 +125,22 @@ impl Http {
             body.resize(length, 0);
             self.reader.read_exact(body)?;
         }
-        Ok(status)
+        Ok((status, gzipped))
     }
 }
 
-fn count(haystack: &[u8], needle: &[u8]) -> u64 {
-    // `str::matches` uses a two-way search; the body is UTF-8 JSON.
-    std::str::from_utf8(haystack)
-        .map(|s| s.matches(std::str::from_utf8(needle).unwrap_or("")).count() as u64)
-        .unwrap_or(0)
-}
-
-fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
-}
-
-/// The `cursor` and `has_more` of a page, read from the end of the body (they follow `value`).
-fn tail_fields(body: &[u8]) -> anyhow::Result<(String, bool)> {
-    let tail_start = body.len().saturating_sub(512);
-    let tail = &body[tail_start..];
-    let at = rfind(tail, b"\"cursor\":\"").context("no cursor in the page")? + 10;
-    let end = tail[at..]
-        .iter()
-        .position(|b| *b == b'"')
-        .context("unterminated cursor")?;
-    let cursor = String::from_utf8(tail[at..at + end].to_vec())?;
-    let more = rfind(tail, b"\"has_more\":").context("no has_more in the page")? + 11;
-    let has_more = tail[more..].starts_with(b"true");
-    Ok((cursor, has_more))
+/// The rows, cursor and `has_more` of a parsed page.
+fn page_fields(page: &serde_json::Value) -> anyhow::Result<(u64, String, bool)> {
+    let rows = page["value"].as_array().context("a page without value")?;
+    for row in rows {
+        ensure!(row["id"].is_string(), "a row without id");
+    }
+    let cursor = page["cursor"]
+        .as_str()
+        .context("a page without cursor")?
+        .to_string();
+    let has_more = page["has_more"].as_bool().context("a page without has_more")?;
+    Ok((rows.len() as u64, cursor, has_more))
 }
 
 /// User + system CPU seconds of this process.
@@ -158,30 +158,45 @@ fn cpu_seconds() -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ensure!(args.passes >= 1, "--passes must be at least 1");
-    let mut http = Http::connect(&args.addr, &args.auth)?;
+    let mut http = Http::connect(&args.addr, &args.auth, args.gzip)?;
     let mut body = Vec::with_capacity(4 << 20);
+    let mut inflated = Vec::with_capacity(8 << 20);
     let mut rates = Vec::new();
-    let (mut total_seconds, mut total_cpu) = (0.0, 0.0);
+    let (mut total_seconds, mut total_cpu, mut total_rows, mut total_wire) = (0.0, 0.0, 0u64, 0u64);
     for pass in 1..=args.passes {
         let cpu0 = cpu_seconds();
         let started = Instant::now();
-        let (mut rows, mut pages) = (0u64, 0u64);
+        let (mut rows, mut pages, mut wire) = (0u64, 0u64, 0u64);
         let mut cursor: Option<String> = None;
         loop {
             let path = match &cursor {
                 None => format!("/api/JobDispatchLog/Changes?limit={}", args.limit),
                 Some(c) => format!("/api/JobDispatchLog/Changes?limit={}&since={c}", args.limit),
             };
-            let status = http.get(&path, &mut body)?;
+            let (status, gzipped) = http.get(&path, &mut body)?;
             if status != 200 {
                 bail!(
                     "GET {path}: status {status}: {}",
                     String::from_utf8_lossy(&body[..body.len().min(500)])
                 );
             }
+            ensure!(
+                gzipped == args.gzip,
+                "asked for gzip: {}, got a gzipped page: {gzipped}",
+                args.gzip
+            );
             pages += 1;
-            rows += count(&body, b"{\"id\":");
-            let (next, has_more) = tail_fields(&body)?;
+            wire += body.len() as u64;
+            let text = if gzipped {
+                inflated.clear();
+                flate2::read::GzDecoder::new(body.as_slice()).read_to_end(&mut inflated)?;
+                &inflated
+            } else {
+                &body
+            };
+            let page: serde_json::Value = serde_json::from_slice(text).context("a page")?;
+            let (count, next, has_more) = page_fields(&page)?;
+            rows += count;
             cursor = Some(next);
             if !has_more {
                 break;
@@ -202,26 +217,22 @@ fn main() -> anyhow::Result<()> {
         }
         let rate = rows as f64 / seconds;
         println!(
-            "pull pass={pass} rows={rows} pages={pages} seconds={seconds:.3} rows_per_sec={rate:.0} client_cpu_seconds={cpu:.3}"
+            "pull pass={pass} rows={rows} pages={pages} seconds={seconds:.3} rows_per_sec={rate:.0} wire_bytes={wire} client_cpu_seconds={cpu:.3}"
         );
         rates.push(rate);
         total_seconds += seconds;
         total_cpu += cpu;
+        total_rows += rows;
+        total_wire += wire;
     }
-    // Check the cheap count against a real parse of the last page (not timed).
-    let page: serde_json::Value = serde_json::from_slice(&body).context("the last page")?;
-    let parsed = page["value"].as_array().map_or(0, Vec::len) as u64;
-    ensure!(
-        parsed == count(&body, b"{\"id\":"),
-        "counted rows and parsed rows differ on the last page"
-    );
     let first = rates[0];
     let mut sorted = rates.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "pull best_rows_per_sec={:.0} first_rows_per_sec={first:.0} median_rows_per_sec={:.0} client_cpu_pct={:.1}",
+        "pull best_rows_per_sec={:.0} first_rows_per_sec={first:.0} median_rows_per_sec={:.0} wire_bytes_per_row={:.1} client_cpu_pct={:.1}",
         sorted[sorted.len() - 1],
         sorted[sorted.len() / 2],
+        total_wire as f64 / total_rows.max(1) as f64,
         total_cpu / total_seconds * 100.0
     );
     Ok(())

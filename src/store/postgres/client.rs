@@ -2,10 +2,10 @@
 //! store's threads block on it), its statements prepared once per connection, and how a lost
 //! session is noticed. The group protocol is in `pipeline.rs`, the operations in `conn.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use tokio::runtime::Runtime;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 use uuid::Uuid;
 
@@ -42,11 +42,16 @@ pub(super) fn row_of(r: &Row) -> Result<JobDispatchLog, StoreError> {
     decode_row(r)
 }
 
+/// List-page statements each connection keeps prepared.
+pub const LIST_STATEMENTS: usize = 32;
+
 pub struct PgConn {
     /// Runs the connection's socket while a call blocks on it.
     pub(super) runtime: Runtime,
     pub(super) client: Client,
     statements: HashMap<String, Statement>,
+    /// The list pages prepared most recently, least recent first ([`PgConn::list_statement`]).
+    list_statements: VecDeque<(String, Statement)>,
     /// An error showed the session is gone (terminated by the server, socket closed). The
     /// client itself only notices once its socket is read again, which is too late: the pool
     /// would hand the dead session to the next request.
@@ -63,6 +68,7 @@ impl PgConn {
             runtime,
             client,
             statements: HashMap::new(),
+            list_statements: VecDeque::new(),
             lost: false,
             group: None,
         }
@@ -130,6 +136,32 @@ impl PgConn {
         let prepared = self.runtime.block_on(self.client.prepare(sql));
         let statement = self.check(prepared)?;
         self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// A list page's statement, prepared with its parameters' types. A connection keeps the
+    /// [`LIST_STATEMENTS`] used most recently: the pages clients ask for again and again (a
+    /// dispatch screen's first page, a technician's pending jobs) are planned once per session,
+    /// while a filter seen once only pushes out the oldest.
+    pub(super) fn list_statement(
+        &mut self,
+        sql: &str,
+        types: &[Type],
+    ) -> Result<Statement, StoreError> {
+        if let Some(at) = self.list_statements.iter().position(|(s, _)| s == sql) {
+            let entry = self.list_statements.remove(at).expect("found above");
+            let statement = entry.1.clone();
+            self.list_statements.push_back(entry);
+            return Ok(statement);
+        }
+        let prepared = self.runtime.block_on(self.client.prepare_typed(sql, types));
+        let statement = self.check(prepared)?;
+        if self.list_statements.len() >= LIST_STATEMENTS {
+            // Dropping the statement closes it on the server.
+            self.list_statements.pop_front();
+        }
+        self.list_statements
+            .push_back((sql.to_string(), statement.clone()));
         Ok(statement)
     }
 

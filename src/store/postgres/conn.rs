@@ -477,15 +477,12 @@ impl RowConn for PgConn {
                 }
             })
             .collect();
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
-            .iter()
-            .map(|(p, ty)| (p.as_ref(), ty.clone()))
-            .collect();
-        // Filters vary with every request: they run unprepared rather than fill the cache, and
-        // typed, so each statement is one round trip.
+        let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(p, _)| p.as_ref()).collect();
+        let statement = self.list_statement(&list.rows, &types)?;
         let found = self
             .runtime
-            .block_on(self.client.query_typed(list.rows.as_str(), &typed));
+            .block_on(self.client.query(&statement, &refs));
         let rows = self
             .check(found)?
             .iter()
@@ -498,9 +495,10 @@ impl RowConn for PgConn {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let count = match &list.count {
             Some(sql) => {
+                let statement = self.list_statement(sql, &types)?;
                 let counted = self
                     .runtime
-                    .block_on(self.client.query_typed(sql.as_str(), &typed));
+                    .block_on(self.client.query(&statement, &refs));
                 let counted = self.check(counted)?;
                 let row = counted.first().ok_or_else(|| {
                     StoreError::Internal(anyhow::anyhow!("the count query returned no row"))
