@@ -139,7 +139,9 @@ fn page_fields(page: &serde_json::Value) -> anyhow::Result<(u64, String, bool)> 
         .as_str()
         .context("a page without cursor")?
         .to_string();
-    let has_more = page["has_more"].as_bool().context("a page without has_more")?;
+    let has_more = page["has_more"]
+        .as_bool()
+        .context("a page without has_more")?;
     Ok((rows.len() as u64, cursor, has_more))
 }
 

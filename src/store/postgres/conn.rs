@@ -480,9 +480,7 @@ impl RowConn for PgConn {
         let types: Vec<Type> = params.iter().map(|(_, ty)| ty.clone()).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(p, _)| p.as_ref()).collect();
         let statement = self.list_statement(&list.rows, &types)?;
-        let found = self
-            .runtime
-            .block_on(self.client.query(&statement, &refs));
+        let found = self.runtime.block_on(self.client.query(&statement, &refs));
         let rows = self
             .check(found)?
             .iter()
@@ -496,9 +494,7 @@ impl RowConn for PgConn {
         let count = match &list.count {
             Some(sql) => {
                 let statement = self.list_statement(sql, &types)?;
-                let counted = self
-                    .runtime
-                    .block_on(self.client.query(&statement, &refs));
+                let counted = self.runtime.block_on(self.client.query(&statement, &refs));
                 let counted = self.check(counted)?;
                 let row = counted.first().ok_or_else(|| {
                     StoreError::Internal(anyhow::anyhow!("the count query returned no row"))

@@ -3,6 +3,8 @@
 //! `assigned_user_ids` stored on every row, the index hints).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqliteValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -61,10 +63,21 @@ fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     Ok(row)
 }
 
+/// How often the writer refreshes the planner's statistics, at most.
+const STATISTICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Rows per index that an analysis samples (`PRAGMA analysis_limit`).
+const STATISTICS_SAMPLE: u32 = 1000;
+
 pub struct SqliteConn {
     conn: Connection,
     /// On the writer's connection: the WAL file and the size past which the writer resets it.
     wal_bound: Option<(std::path::PathBuf, u64)>,
+    /// On the writer's connection: when the planner's statistics are next refreshed.
+    pub(super) statistics_due: Option<std::time::Instant>,
+    /// The generation of the planner's statistics, shared by the writer (which counts up when
+    /// it changed them) and the readers, and the generation this connection loaded. A reader
+    /// reads the statistics only when it opens, so one with older statistics is replaced.
+    statistics: Option<(Arc<AtomicU64>, u64)>,
 }
 
 impl SqliteConn {
@@ -72,6 +85,8 @@ impl SqliteConn {
         SqliteConn {
             conn,
             wal_bound: None,
+            statistics_due: None,
+            statistics: None,
         }
     }
 
@@ -80,6 +95,99 @@ impl SqliteConn {
     pub fn bounding_wal(mut self, wal: std::path::PathBuf, reset_at: u64) -> Self {
         self.wal_bound = Some((wal, reset_at));
         self
+    }
+
+    /// On the writer's connection: keeps the planner's statistics current between groups
+    /// ([`SqliteConn::refresh_statistics`]), the first time before the first group, and counts
+    /// `generation` up each time they changed.
+    pub fn refreshing_statistics(mut self, generation: Arc<AtomicU64>) -> Self {
+        self.statistics_due = Some(std::time::Instant::now());
+        self.statistics = Some((generation, 0));
+        self
+    }
+
+    /// On a reader's connection: it counts as worn out once the writer changed the planner's
+    /// statistics after it opened (see [`GroupConn::is_broken`]).
+    pub fn following_statistics(mut self, generation: Arc<AtomicU64>) -> Self {
+        let loaded = generation.load(Ordering::Acquire);
+        self.statistics = Some((generation, loaded));
+        self
+    }
+
+    /// The planner's statistics as stored, to tell whether an analysis changed them.
+    fn statistics_fingerprint(&self) -> rusqlite::Result<Option<String>> {
+        let exists: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(None);
+        }
+        self.conn.query_row(
+            "SELECT group_concat(tbl || ' ' || coalesce(idx, '') || ' ' || stat, ';')
+             FROM sqlite_stat1",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    /// Empties the WAL once it holds more than half its limit (see [`GroupConn::between_groups`]).
+    fn bound_wal(&mut self) {
+        let Some((wal, reset_at)) = &self.wal_bound else {
+            return;
+        };
+        let size = std::fs::metadata(wal).map_or(0, |m| m.len());
+        if size <= *reset_at {
+            return;
+        }
+        let outcome = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            });
+        match outcome {
+            Ok((0, _)) => tracing::debug!(bytes = size, "the WAL was copied back and emptied"),
+            Ok((_, frames)) => tracing::info!(
+                bytes = size,
+                frames,
+                "the WAL could not be emptied: a read kept an older snapshot past the busy timeout"
+            ),
+            Err(e) => tracing::warn!(error = %e, bytes = size, "the WAL could not be emptied"),
+        }
+    }
+
+    /// Keeps the query planner's table statistics current, at most every
+    /// [`STATISTICS_INTERVAL`]: SQLite's `PRAGMA optimize` analyses the tables whose size changed
+    /// much since their last analysis (on a sample of [`STATISTICS_SAMPLE`] rows per index, so a
+    /// run takes milliseconds at any size). Without statistics SQLite cannot tell a job's or a
+    /// technician's index from the stamp index, and a list filtered by job and ordered by stamp
+    /// walked the whole tenant (120 ms at 50,000 rows instead of under 1 ms).
+    fn refresh_statistics(&mut self) {
+        let Some(due) = self.statistics_due else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if now < due {
+            return;
+        }
+        self.statistics_due = Some(now + STATISTICS_INTERVAL);
+        let sql =
+            format!("PRAGMA analysis_limit = {STATISTICS_SAMPLE}; PRAGMA optimize = 0x10002;");
+        let refreshed = self.statistics_fingerprint().and_then(|before| {
+            self.conn.execute_batch(&sql)?;
+            Ok(before != self.statistics_fingerprint()?)
+        });
+        match refreshed {
+            Ok(true) => {
+                tracing::debug!("the planner's statistics were refreshed");
+                if let Some((generation, _)) = &self.statistics {
+                    generation.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "the planner's statistics could not be refreshed"),
+        }
     }
 
     /// The connection itself, for tools that run their own statements (benchmarks).
@@ -123,8 +231,15 @@ impl GroupConn for SqliteConn {
         self.execute_batch("BEGIN")
     }
 
+    /// A reader whose planner statistics are older than the writer's is replaced: SQLite loads
+    /// them only when a connection opens, and plans made without them can walk a whole tenant.
     fn is_broken(&self) -> bool {
-        false
+        match &self.statistics {
+            Some((generation, loaded)) if self.statistics_due.is_none() => {
+                generation.load(Ordering::Acquire) != *loaded
+            }
+            _ => false,
+        }
     }
 
     /// A writer that never pauses never lets a passive checkpoint reach the end of the WAL,
@@ -134,27 +249,8 @@ impl GroupConn for SqliteConn {
     /// that start meanwhile use the database file, so they cannot hold it up), and empties
     /// the file. If a read holds it past the busy timeout, the next group tries again.
     fn between_groups(&mut self) {
-        let Some((wal, reset_at)) = &self.wal_bound else {
-            return;
-        };
-        let size = std::fs::metadata(wal).map_or(0, |m| m.len());
-        if size <= *reset_at {
-            return;
-        }
-        let outcome = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            });
-        match outcome {
-            Ok((0, _)) => tracing::debug!(bytes = size, "the WAL was copied back and emptied"),
-            Ok((_, frames)) => tracing::info!(
-                bytes = size,
-                frames,
-                "the WAL could not be emptied: a read kept an older snapshot past the busy timeout"
-            ),
-            Err(e) => tracing::warn!(error = %e, bytes = size, "the WAL could not be emptied"),
-        }
+        self.refresh_statistics();
+        self.bound_wal();
     }
 
     fn lock_tenant_stamp(&mut self, tenant: TenantId) -> Result<Timestamp, StoreError> {
