@@ -30,7 +30,14 @@ pub fn init(format: LogFormat) -> WorkerGuard {
         .with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // The request's span (method, route, request id, tenant…) is the line's `span` object;
+        // the list of enclosing spans would repeat it (a request has one), at the cost of
+        // formatting its fields a second time for every line.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
     };
     guard
 }
