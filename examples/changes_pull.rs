@@ -247,8 +247,7 @@ fn main() -> anyhow::Result<()> {
                     has_more
                 }
                 None => {
-                    let page: serde_json::Value =
-                        serde_json::from_slice(text).context("a page")?;
+                    let page: serde_json::Value = serde_json::from_slice(text).context("a page")?;
                     let (count, next, has_more) = page_fields(&page)?;
                     rows += count;
                     cursor = Some(next);
