@@ -421,3 +421,50 @@ async fn a_client_that_stops_reading_is_cut_off_and_resumes_without_missing_a_ch
     drop(resumed);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn revoking_a_token_closes_every_stream_of_it_and_no_other() {
+    let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
+    let tom = Uuid::new_v4();
+    app.add_user("tom:pw@acme", Role::Technician, tom).await;
+    let token = dispatchlog::auth::new_token();
+    assert!(app
+        .store
+        .add_token("acme", "tom", &dispatchlog::auth::token_hash(&token))
+        .await
+        .unwrap());
+    let open_with_token = || {
+        app.anonymous()
+            .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let (first, second) = (
+        open_with_token().await.unwrap(),
+        open_with_token().await.unwrap(),
+    );
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let admins = open(&app, common::ADMIN, None).await;
+    assert_eq!(streams_open(&app).await, 3);
+    app.store.revoke_tokens("acme", "tom").await.unwrap();
+    // Both of the token's streams end by themselves (within the recheck time; bounded here at
+    // 10 s); the admin's stays.
+    for mut res in [first, second] {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(_)) = res.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "a stream of a revoked token stays open");
+    }
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        streams_open(&app).await,
+        1,
+        "the admin's stream is still open"
+    );
+    drop(admins);
+    app.stop().await;
+}

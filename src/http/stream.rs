@@ -10,8 +10,11 @@
 //! query, and a commit costs one read however many streams the tenant has open.
 //!
 //! Streams are part of the service's life: at most `--max-streams` are open (503 beyond), they
-//! end when the service shuts down, and each checks its caller's credentials again every
-//! `--login-recheck`, so a password change, a removed user or a revoked token closes it.
+//! end when the service shuts down, and their callers' credentials are checked again every
+//! `--login-recheck`, so a password change, a removed user or a revoked token closes them. The
+//! check is made once per login ([`LoginCheck`]: the same credentials from the same address),
+//! not once per stream, and off the streams' own tasks: an idle stream is woken only by its
+//! heartbeat.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -28,7 +31,6 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::{self, Receiver};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 
 use super::changes::{bad_escape, decode_cursor};
 use super::client_addr::ClientAddr;
@@ -54,6 +56,8 @@ pub struct Streams {
     undelivered: Mutex<Vec<Weak<AtomicI64>>>,
     /// One reader per tenant with open streams, shared by them.
     watches: Mutex<HashMap<TenantId, Weak<TenantWatch>>>,
+    /// One credentials check per login with open streams, shared by them.
+    logins: Mutex<HashMap<Login, Weak<LoginCheck>>>,
     slots: Arc<Semaphore>,
     max: usize,
     closing: watch::Sender<bool>,
@@ -67,6 +71,7 @@ impl Streams {
         Streams {
             undelivered: Mutex::new(Vec::new()),
             watches: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max.max(1))),
             max: max.max(1),
             closing: watch::channel(false).0,
@@ -151,12 +156,81 @@ impl Streams {
         Ok((watch, receiver))
     }
 
+    /// The check of a login's credentials, started when the login has none running (or its
+    /// last one found them revoked).
+    fn login_check(
+        &self,
+        auth: &Arc<Authenticator>,
+        authorization: Option<String>,
+        client: IpAddr,
+    ) -> Arc<LoginCheck> {
+        let key = (authorization, client);
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(check) = logins.get(&key).and_then(Weak::upgrade) {
+            if !*check.revoked.borrow() {
+                return check;
+            }
+        }
+        logins.retain(|_, c| c.strong_count() > 0);
+        let (revoked, receiver) = watch::channel(false);
+        let check = Arc::new(LoginCheck { revoked: receiver });
+        logins.insert(key.clone(), Arc::downgrade(&check));
+        tokio::spawn(check_login(
+            Arc::downgrade(&check),
+            revoked,
+            auth.clone(),
+            key,
+            self.recheck,
+            self.closing.subscribe(),
+        ));
+        check
+    }
+
     fn existing_watch(&self, tenant: TenantId) -> Option<Arc<TenantWatch>> {
         self.watches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&tenant)
             .and_then(Weak::upgrade)
+    }
+}
+
+/// A login: the `Authorization` a stream was opened with, and its client's address.
+type Login = (Option<String>, IpAddr);
+
+/// Whether a login's credentials still hold, checked every `--login-recheck` for every stream
+/// of the login on this instance; it lives as long as one of them does.
+struct LoginCheck {
+    /// Becomes true when the credentials stop working.
+    revoked: watch::Receiver<bool>,
+}
+
+/// Checks a login's credentials again every `every` until they fail (then tells its streams),
+/// the last of its streams ends, or the service shuts down.
+async fn check_login(
+    check: Weak<LoginCheck>,
+    revoked: watch::Sender<bool>,
+    auth: Arc<Authenticator>,
+    (authorization, client): Login,
+    every: Duration,
+    mut closing: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = closing.changed() => return,
+        }
+        if check.strong_count() == 0 {
+            return;
+        }
+        if auth
+            .authenticate(authorization.as_deref(), client)
+            .await
+            .is_err()
+        {
+            revoked.send_replace(true);
+            return;
+        }
     }
 }
 
@@ -242,27 +316,15 @@ struct Feed {
 struct Life {
     streams: Arc<Streams>,
     closing: watch::Receiver<bool>,
-    auth: Arc<Authenticator>,
-    authorization: Option<String>,
-    client: IpAddr,
-    next_check: Instant,
+    revoked: watch::Receiver<bool>,
+    _login: Arc<LoginCheck>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Life {
     /// False once the service shuts down or the caller's credentials no longer log in.
-    async fn still_allowed(&mut self) -> bool {
-        if *self.closing.borrow() {
-            return false;
-        }
-        if Instant::now() < self.next_check {
-            return true;
-        }
-        self.next_check = Instant::now() + self.streams.recheck;
-        self.auth
-            .authenticate(self.authorization.as_deref(), self.client)
-            .await
-            .is_ok()
+    fn still_allowed(&self) -> bool {
+        !*self.closing.borrow() && !*self.revoked.borrow()
     }
 }
 
@@ -294,7 +356,7 @@ fn events_of(page: &ChangesPage) -> Vec<(Timestamp, Event)> {
 impl Feed {
     async fn next_event(&mut self) -> Option<Event> {
         loop {
-            if self.ended || !self.life.still_allowed().await {
+            if self.ended || !self.life.still_allowed() {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
@@ -332,13 +394,20 @@ impl Feed {
         }
     }
 
-    /// Waits for a page of the tenant's reader, for shutdown, or for the next check of the
-    /// caller's credentials; a page becomes the events of what the caller may see.
+    /// Waits for a page of the tenant's reader, for shutdown, or for the caller's credentials
+    /// to stop working; a page becomes the events of what the caller may see.
     async fn wait_for_changes(&mut self) {
         let received = tokio::select! {
             received = self.batches.recv() => received,
             _ = self.life.closing.changed() => return,
-            () = tokio::time::sleep_until(self.life.next_check) => return,
+            changed = self.life.revoked.changed() => {
+                // The check has ended without a verdict (it cannot, short of a failure):
+                // end the stream rather than keep it unchecked; it resumes.
+                if changed.is_err() {
+                    self.ended = true;
+                }
+                return;
+            }
         };
         match received {
             Ok(page) => {
@@ -427,23 +496,28 @@ pub async fn stream_job_dispatch_log_changes(
     let (watch, batches) = state.streams.watch(&state.store, caller.tenant_id).await?;
     // The first page is read here so that an expired cursor is a plain 410, not a stream.
     let first = state.store.changes(&caller, cursor, PAGE).await?;
-    let life = Life {
-        streams: state.streams.clone(),
-        closing: state.streams.closing.subscribe(),
-        auth: state.auth.clone(),
-        authorization: headers
+    let login = state.streams.login_check(
+        &state.auth,
+        headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        client: client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0),
-        next_check: Instant::now() + state.streams.recheck,
+        client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0),
+    );
+    let life = Life {
+        streams: state.streams.clone(),
+        closing: state.streams.closing.subscribe(),
+        revoked: login.revoked.clone(),
+        _login: login,
         _slot: slot,
     };
     let mut feed = Feed {
         store: state.store.clone(),
         caller,
         cursor: first.last.or(cursor),
-        caught_up: false,
+        // A first page that reached the end of the feed needs no second read: what commits
+        // after it comes from the tenant's reader, whose place was taken before it.
+        caught_up: !first.has_more,
         batches,
         _watch: watch,
         pending_stamps: VecDeque::new(),
