@@ -944,7 +944,7 @@ async fn streams_phase(ctx: &Ctx, args: &Args, lines: &mut Vec<Line>) {
         }
         _ => lines.push(line(
             "(a) database queries over the idle window",
-            "not counted on SQLite (no query counter); by the code: an idle stream waits on its tenant's broadcast, shutdown and its recheck timer; the recheck reads the user's row at most once per --login-recheck per login (login cache), whatever the number of streams",
+            "not counted on SQLite (no query counter); by the code: an idle stream waits on its tenant's pages, shutdown, its login's check and its heartbeat; the check reads the user's row once per --login-recheck per login, whatever the number of streams",
         )),
     }
     lines.push(line(
