@@ -60,6 +60,7 @@ impl From<&ServeArgs> for Settings {
                 max_streams: args.limits.max_streams,
                 header_timeout: args.limits.header_timeout,
                 body_timeout: args.limits.body_timeout,
+                write_timeout: args.limits.write_timeout,
                 shutdown_timeout: args.limits.shutdown_timeout,
             },
             store: StoreOptions {
@@ -256,4 +257,24 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Settings;
+    use crate::config::{Cli, Command};
+    use crate::server::Limits;
+
+    /// The defaults the command line (and so `--help` and the README) states are the ones the
+    /// server applies when built without it (as the tests build it).
+    #[test]
+    fn the_command_lines_default_limits_are_the_servers() {
+        let cli = Cli::try_parse_from(["dispatchlog", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("serve parses as serve");
+        };
+        assert_eq!(Settings::from(&*args).limits, Limits::default());
+    }
 }

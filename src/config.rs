@@ -182,6 +182,12 @@ pub struct LimitArgs {
     #[arg(long, env = "DISPATCHLOG_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub body_timeout: std::time::Duration,
 
+    /// How long an answer (a list, a live stream) may wait for a client that accepts none of
+    /// its bytes before the connection is closed: a client that stops reading gives back its
+    /// connection and its stream within this time.
+    #[arg(long, env = "DISPATCHLOG_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub write_timeout: std::time::Duration,
+
     /// On SIGTERM, how long requests in flight and open streams may take before the process
     /// exits anyway.
     #[arg(long, env = "DISPATCHLOG_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]

@@ -93,6 +93,7 @@ pub struct Registry {
     purged_rows: AtomicU64,
     open_connections: AtomicU64,
     refused_connections: AtomicU64,
+    write_timeouts: AtomicU64,
 }
 
 /// The registry of this process.
@@ -107,6 +108,7 @@ pub fn global() -> &'static Registry {
         purged_rows: AtomicU64::new(0),
         open_connections: AtomicU64::new(0),
         refused_connections: AtomicU64::new(0),
+        write_timeouts: AtomicU64::new(0),
     })
 }
 
@@ -172,6 +174,11 @@ impl Registry {
     /// A connection refused because the instance had its maximum open.
     pub fn record_refused_connection(&self) {
         self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed because its client accepted no data for the write timeout.
+    pub fn record_write_timeout(&self) {
+        self.write_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -246,6 +253,13 @@ impl Registry {
             out,
             "dispatchlog_http_connections_refused_total {}",
             self.refused_connections.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP dispatchlog_http_write_timeouts_total Connections closed because the client accepted no data for the write timeout.\n");
+        out.push_str("# TYPE dispatchlog_http_write_timeouts_total counter\n");
+        let _ = writeln!(
+            out,
+            "dispatchlog_http_write_timeouts_total {}",
+            self.write_timeouts.load(Ordering::Relaxed)
         );
         out
     }

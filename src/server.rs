@@ -1,15 +1,20 @@
 //! The HTTP/1.1 server loop: accepts connections up to a maximum, gives each client a deadline
-//! for its headers (and so for idling between requests) and its body, and drains on shutdown
-//! within a deadline of its own.
+//! for its headers (and so for idling between requests) and its body, closes a connection
+//! whose client stops reading, and drains on shutdown within a deadline of its own.
 //!
 //! A client that opens a socket and never finishes a request costs a file descriptor and a
 //! task; without these bounds a few thousand such sockets exhaust the descriptors and every
-//! other client, `/health` included, goes unanswered. The limits are settings
-//! ([`Limits`], `dispatchlog serve --help`).
+//! other client, `/health` included, goes unanswered. The same goes for a client that stops
+//! reading an answer (a phone that lost its network in a list or a live stream): once the
+//! socket's buffers are full the answer waits forever, holding its stream slot and what it
+//! buffered. The limits are settings ([`Limits`], `dispatchlog serve --help`).
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -17,9 +22,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Sleep;
 
 /// The bounds of one instance's client connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +39,9 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time to send a request's whole body.
     pub body_timeout: Duration,
+    /// How long an answer may wait for a client that accepts none of its bytes (its socket
+    /// buffers are full) before the connection is closed.
+    pub write_timeout: Duration,
     /// How long shutdown waits for requests in flight and open streams.
     pub shutdown_timeout: Duration,
 }
@@ -44,6 +53,7 @@ impl Default for Limits {
             max_streams: 10_000,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -118,7 +128,10 @@ pub async fn serve<S>(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            .serve_connection(
+                TokioIo::new(WriteDeadline::new(stream, limits.write_timeout)),
+                TowerToHyperService::new(service),
+            );
         let connection = graceful.watch(connection);
         crate::metrics::global().record_connection(true);
         tokio::spawn(async move {
@@ -149,6 +162,118 @@ async fn refuse(mut stream: TcpStream) {
         stream.shutdown().await
     })
     .await;
+}
+
+/// A connection's socket whose writes fail with [`io::ErrorKind::TimedOut`] once the client
+/// has accepted none of the answer's bytes for the write timeout; hyper then closes the
+/// connection, which ends its answer (a live stream gives back its slot). The deadline runs
+/// only while a write waits for room in the socket: a slow client that keeps taking bytes, and
+/// an idle connection, are never cut by it.
+struct WriteDeadline<T> {
+    io: T,
+    timeout: Duration,
+    /// The deadline's timer, kept between stalls so that a stall costs no allocation.
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the last write found the socket full (the timer then runs).
+    stalled: bool,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, timeout: Duration) -> Self {
+        WriteDeadline {
+            io,
+            timeout,
+            timer: None,
+            stalled: false,
+        }
+    }
+
+    /// After a write found no room: starts the deadline (on the first such write of a stall)
+    /// and fails once it has passed.
+    fn still_stalled<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timer = match (&mut self.timer, self.stalled) {
+            (Some(timer), true) => timer,
+            (Some(timer), false) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            (timer @ None, _) => timer.insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stalled = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                crate::metrics::global().record_write_timeout();
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client accepted no data within the write timeout",
+                )))
+            }
+        }
+    }
+
+    /// What a write of the socket answered: a stall keeps (or starts) the deadline, anything
+    /// else ends it.
+    fn after_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        answer: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        match answer {
+            Poll::Pending => self.still_stalled(cx),
+            ready => {
+                self.stalled = false;
+                ready
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let answer = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(cx, answer)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let answer = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(cx, answer)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let answer = Pin::new(&mut this.io).poll_flush(cx);
+        this.after_write(cx, answer)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -418,6 +418,8 @@ fn serve_help_lists_every_setting_with_its_environment_variable() {
         "DISPATCHLOG_METRICS_TENANT_NAMES",
         "--metrics-refresh",
         "DISPATCHLOG_METRICS_REFRESH",
+        "--write-timeout",
+        "DISPATCHLOG_WRITE_TIMEOUT",
     ] {
         assert!(help.contains(expected), "{expected} missing from:\n{help}");
     }

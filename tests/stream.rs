@@ -3,11 +3,14 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{guid, spawn_app, spawn_app_adjusted, spawn_app_on, TestApp};
+use base64::Engine as _;
+use common::{guid, spawn_app, spawn_app_adjusted, spawn_app_on, TestApp, SAVE_MULTIPLE};
 use dispatchlog::domain::Role;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use uuid::Uuid;
 
 /// One received event.
@@ -18,31 +21,36 @@ struct Sse {
     data: Value,
 }
 
+/// Takes the complete events at the start of `buffer` off it (heartbeats are skipped).
+fn take_events(buffer: &mut String, events: &mut Vec<Sse>) {
+    while let Some(end) = buffer.find("\n\n") {
+        let block: String = buffer.drain(..end + 2).collect();
+        let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim());
+            }
+        }
+        if !event.is_empty() {
+            events.push(Sse {
+                event,
+                id,
+                data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+            });
+        }
+    }
+}
+
 /// Reads events from an open stream until `count` have come (bounded in time).
 async fn read_events(res: &mut reqwest::Response, buffer: &mut String, count: usize) -> Vec<Sse> {
     let mut events = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while events.len() < count {
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("id:") {
-                    id = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim());
-                }
-            }
-            if !event.is_empty() {
-                events.push(Sse {
-                    event,
-                    id,
-                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
-                });
-            }
-        }
+        take_events(buffer, &mut events);
         if events.len() >= count {
             break;
         }
@@ -263,4 +271,200 @@ async fn stopping_the_service_ends_open_streams_at_once() {
         .expect("the service stops with streams open");
     println!("stopped with 5 open streams in {:?}", started.elapsed());
     drop(streams);
+}
+
+/// The body of a chunked HTTP/1.1 answer, as far as its complete chunks go.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..line_end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .expect("a chunk size");
+        let start = line_end + 2;
+        if size == 0 || body.len() < start + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&body[start..start + size]);
+        body = &body[start + size + 2..];
+    }
+    out
+}
+
+/// The streams open now, as `/metrics` counts them.
+async fn streams_open(app: &TestApp) -> u64 {
+    let metrics = app.admin().get("/metrics").await.text;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dispatchlog_streams_open "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("/metrics counts open streams")
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_and_resumes_without_missing_a_change() {
+    let write_timeout = Duration::from_secs(1);
+    let app = spawn_app_adjusted(|s| s.limits.write_timeout = write_timeout).await;
+
+    // A phone that opens its stream, takes the answer's head, and then reads nothing more: a
+    // small receive buffer, so that the server's writes soon find its socket full.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut phone = socket.connect(app.addr).await.unwrap();
+    let authorization = base64::engine::general_purpose::STANDARD.encode(common::ADMIN);
+    let request = format!(
+        "GET /api/JobDispatchLog/Changes/Stream HTTP/1.1\r\nHost: {}\r\n\
+         Authorization: Basic {authorization}\r\nAccept: text/event-stream\r\n\r\n",
+        app.addr
+    );
+    phone.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), phone.read(&mut chunk))
+            .await
+            .expect("the stream's head comes in time")
+            .unwrap();
+        assert!(n > 0, "the stream opens");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    assert!(received.starts_with(b"HTTP/1.1 200"), "{received:?}");
+    assert_eq!(streams_open(&app).await, 1);
+
+    // 2,000 rejected dispatches with long reasons: about 8 MB of events, far more than the
+    // sockets and the server's buffers hold.
+    let reason = "The customer was not on site and did not answer the phone; the gate was \
+                  locked, so the compressor could not be reached. "
+        .repeat(30);
+    let mut saved = HashSet::new();
+    for _ in 0..4 {
+        let rows: Vec<Value> = (0..500)
+            .map(|_| {
+                json!({"id": guid(), "jobs_id": guid(), "user_id": guid(),
+                       "is_rejected": true, "rejected_reason": reason})
+            })
+            .collect();
+        let res = app.admin().post_json(SAVE_MULTIPLE, &json!(rows)).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        saved.extend(rows.iter().map(|r| r["id"].as_str().unwrap().to_string()));
+    }
+    let saved_at = tokio::time::Instant::now();
+
+    // The server gives up on the phone within the write timeout (plus a margin for a busy
+    // machine), and its stream slot with it.
+    let margin = Duration::from_secs(4);
+    loop {
+        if streams_open(&app).await == 0 {
+            break;
+        }
+        assert!(
+            saved_at.elapsed() < write_timeout + margin,
+            "a stream whose client reads nothing is still open after {:?}",
+            saved_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "the stream of a client that stopped reading was closed {:?} after the last save",
+        saved_at.elapsed()
+    );
+    let metrics = app.admin().get("/metrics").await.text;
+    assert!(
+        !metrics.contains("dispatchlog_http_write_timeouts_total 0\n"),
+        "{metrics}"
+    );
+
+    // The connection is closed: what the sockets still held arrives, then the end.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match phone.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection of the stalled stream stays open"
+    );
+    let head_end = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut text = String::from_utf8(dechunk(&received[head_end..])).unwrap();
+    let mut seen = Vec::new();
+    take_events(&mut text, &mut seen);
+    assert!(
+        seen.len() < saved.len(),
+        "the phone could not have had every change"
+    );
+
+    // Resuming after the last whole event the phone got (or from the start) gives every change
+    // it had not seen, and nothing twice.
+    let last = seen.last().map(|e| e.id.clone());
+    let mut resumed = open(&app, common::ADMIN, last.as_deref()).await;
+    let mut buffer = String::new();
+    let rest = read_events(&mut resumed, &mut buffer, saved.len() - seen.len()).await;
+    let mut ids: Vec<String> = seen
+        .iter()
+        .chain(&rest)
+        .map(|e| e.data["id"].as_str().unwrap().to_string())
+        .collect();
+    println!(
+        "the phone had {} of {} changes; the resumed stream sent {}",
+        seen.len(),
+        saved.len(),
+        rest.len()
+    );
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), seen.len() + rest.len(), "no change twice");
+    assert_eq!(ids.into_iter().collect::<HashSet<_>>(), saved);
+    drop(resumed);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_every_stream_of_it_and_no_other() {
+    let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
+    let tom = Uuid::new_v4();
+    app.add_user("tom:pw@acme", Role::Technician, tom).await;
+    let token = dispatchlog::auth::new_token();
+    assert!(app
+        .store
+        .add_token("acme", "tom", &dispatchlog::auth::token_hash(&token))
+        .await
+        .unwrap());
+    let open_with_token = || {
+        app.anonymous()
+            .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    let (first, second) = (
+        open_with_token().await.unwrap(),
+        open_with_token().await.unwrap(),
+    );
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let admins = open(&app, common::ADMIN, None).await;
+    assert_eq!(streams_open(&app).await, 3);
+    app.store.revoke_tokens("acme", "tom").await.unwrap();
+    // Both of the token's streams end by themselves (within the recheck time; bounded here at
+    // 10 s); the admin's stays.
+    for mut res in [first, second] {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(_)) = res.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "a stream of a revoked token stays open");
+    }
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert_eq!(
+        streams_open(&app).await,
+        1,
+        "the admin's stream is still open"
+    );
+    drop(admins);
+    app.stop().await;
 }

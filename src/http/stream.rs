@@ -10,32 +10,37 @@
 //! query, and a commit costs one read however many streams the tenant has open.
 //!
 //! Streams are part of the service's life: at most `--max-streams` are open (503 beyond), they
-//! end when the service shuts down, and each checks its caller's credentials again every
-//! `--login-recheck`, so a password change, a removed user or a revoked token closes it.
+//! end when the service shuts down, and their callers' credentials are checked again every
+//! `--login-recheck`, so a password change, a removed user or a revoked token closes them. The
+//! check is made once per login ([`LoginCheck`]: the same credentials from the same address),
+//! not once per stream, and off the streams' own tasks: an idle stream is woken only by its
+//! heartbeat.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::stream::{self, Stream};
+use futures_util::stream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::{self, Receiver};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::changes::{bad_escape, decode_cursor};
 use super::client_addr::ClientAddr;
 use super::extract::Caller;
 use super::AppState;
 use crate::auth::Authenticator;
-use crate::domain::{Principal, Timestamp};
+use crate::domain::{JobDispatchLog, Principal, Timestamp};
 use crate::error::ApiError;
 use crate::store::{ChangesPage, Store, StoreError, TenantChanges, TenantId, EVERY_TENANT};
 use crate::wire::cursor::encode_cursor;
@@ -45,6 +50,9 @@ use crate::wire::{json, query_value};
 const PAGE: usize = 500;
 /// How long a stream waits before reading again while the database is away.
 const RETRY: Duration = Duration::from_secs(1);
+/// A stream with nothing to send sends a comment this often, so that proxies keep it open and
+/// a client that stopped reading is found out (`--write-timeout`).
+const HEARTBEAT: Duration = Duration::from_secs(15);
 
 /// The open streams of this instance: how many may be open, the signal that ends them all,
 /// and what `/metrics` reports of them.
@@ -54,6 +62,8 @@ pub struct Streams {
     undelivered: Mutex<Vec<Weak<AtomicI64>>>,
     /// One reader per tenant with open streams, shared by them.
     watches: Mutex<HashMap<TenantId, Weak<TenantWatch>>>,
+    /// One credentials check per login with open streams, shared by them.
+    logins: Mutex<HashMap<Login, Weak<LoginCheck>>>,
     slots: Arc<Semaphore>,
     max: usize,
     closing: watch::Sender<bool>,
@@ -67,6 +77,7 @@ impl Streams {
         Streams {
             undelivered: Mutex::new(Vec::new()),
             watches: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(max.max(1))),
             max: max.max(1),
             closing: watch::channel(false).0,
@@ -123,10 +134,11 @@ impl Streams {
     async fn watch(
         &self,
         store: &Arc<dyn Store>,
-        tenant: TenantId,
-    ) -> Result<(Arc<TenantWatch>, Receiver<Arc<TenantChanges>>), StoreError> {
+        caller: &Principal,
+    ) -> Result<(Arc<TenantWatch>, Receiver<Arc<SharedPage>>), StoreError> {
+        let tenant = caller.tenant_id;
         if let Some(watch) = self.existing_watch(tenant) {
-            let batches = watch.batches.subscribe();
+            let batches = watch.subscribe(caller);
             return Ok((watch, batches));
         }
         // Stamps follow commit order: every change at or below this one is already visible to
@@ -134,12 +146,15 @@ impl Streams {
         let start = store.tenant_last_stamp(tenant).await?;
         let mut watches = self.watches.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(watch) = watches.get(&tenant).and_then(Weak::upgrade) {
-            let batches = watch.batches.subscribe();
+            let batches = watch.subscribe(caller);
             return Ok((watch, batches));
         }
         watches.retain(|_, w| w.strong_count() > 0);
-        let (batches, receiver) = broadcast::channel(WATCH_BUFFER);
-        let watch = Arc::new(TenantWatch { batches });
+        let watch = Arc::new(TenantWatch {
+            every_row: broadcast::channel(WATCH_BUFFER).0,
+            technicians: Mutex::new(HashMap::new()),
+        });
+        let receiver = watch.subscribe(caller);
         watches.insert(tenant, Arc::downgrade(&watch));
         tokio::spawn(read_for_tenant(
             Arc::downgrade(&watch),
@@ -151,6 +166,36 @@ impl Streams {
         Ok((watch, receiver))
     }
 
+    /// The check of a login's credentials, started when the login has none running (or its
+    /// last one found them revoked).
+    fn login_check(
+        &self,
+        auth: &Arc<Authenticator>,
+        authorization: Option<String>,
+        client: IpAddr,
+    ) -> Arc<LoginCheck> {
+        let key = (authorization, client);
+        let mut logins = self.logins.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(check) = logins.get(&key).and_then(Weak::upgrade) {
+            if !*check.revoked.borrow() {
+                return check;
+            }
+        }
+        logins.retain(|_, c| c.strong_count() > 0);
+        let (revoked, receiver) = watch::channel(false);
+        let check = Arc::new(LoginCheck { revoked: receiver });
+        logins.insert(key.clone(), Arc::downgrade(&check));
+        tokio::spawn(check_login(
+            Arc::downgrade(&check),
+            revoked,
+            auth.clone(),
+            key,
+            self.recheck,
+            self.closing.subscribe(),
+        ));
+        check
+    }
+
     fn existing_watch(&self, tenant: TenantId) -> Option<Arc<TenantWatch>> {
         self.watches
             .lock()
@@ -160,10 +205,104 @@ impl Streams {
     }
 }
 
+/// A login: the `Authorization` a stream was opened with, and its client's address.
+type Login = (Option<String>, IpAddr);
+
+/// Whether a login's credentials still hold, checked every `--login-recheck` for every stream
+/// of the login on this instance; it lives as long as one of them does.
+struct LoginCheck {
+    /// Becomes true when the credentials stop working.
+    revoked: watch::Receiver<bool>,
+}
+
+/// Checks a login's credentials again every `every` until they fail (then tells its streams),
+/// the last of its streams ends, or the service shuts down.
+async fn check_login(
+    check: Weak<LoginCheck>,
+    revoked: watch::Sender<bool>,
+    auth: Arc<Authenticator>,
+    (authorization, client): Login,
+    every: Duration,
+    mut closing: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = closing.changed() => return,
+        }
+        if check.strong_count() == 0 {
+            return;
+        }
+        if auth
+            .authenticate(authorization.as_deref(), client)
+            .await
+            .is_err()
+        {
+            revoked.send_replace(true);
+            return;
+        }
+    }
+}
+
 /// Pages of a tenant's changes read once and shared by every stream of the tenant on this
-/// instance; it lives as long as one of them does.
+/// instance; it lives as long as one of them does. A page goes to the streams that see every
+/// row, and to the streams of each technician it holds a change of: a technician's stream
+/// is not woken by the pages of others (with 2,000 streams open, waking each for every page
+/// halved Save throughput).
 struct TenantWatch {
-    batches: broadcast::Sender<Arc<TenantChanges>>,
+    every_row: broadcast::Sender<Arc<SharedPage>>,
+    /// Per technician (`user_id`) with open streams.
+    technicians: Mutex<HashMap<Uuid, broadcast::Sender<Arc<SharedPage>>>>,
+}
+
+impl TenantWatch {
+    /// A place in the pages the caller may see something of.
+    fn subscribe(&self, caller: &Principal) -> Receiver<Arc<SharedPage>> {
+        if !caller.is_technician() {
+            return self.every_row.subscribe();
+        }
+        self.technicians
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(caller.user_id)
+            .or_insert_with(|| broadcast::channel(WATCH_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Hands a page to the streams that may see something of it.
+    fn publish(&self, page: SharedPage) {
+        let page = Arc::new(page);
+        if self.every_row.receiver_count() > 0 {
+            let _ = self.every_row.send(page.clone());
+        }
+        let mut technicians = self.technicians.lock().unwrap_or_else(|e| e.into_inner());
+        if technicians.is_empty() {
+            return;
+        }
+        let concerned = page.changes.rows.iter().map(|r| r.user_id);
+        let concerned = concerned.chain(page.changes.exits.iter().map(|(_, from, _)| *from));
+        let mut sent = HashSet::new();
+        for user in concerned {
+            if !sent.insert(user) {
+                continue;
+            }
+            let gone = technicians
+                .get(&user)
+                .is_some_and(|streams| streams.send(page.clone()).is_err());
+            if gone {
+                // The technician's last stream has ended.
+                technicians.remove(&user);
+            }
+        }
+    }
+}
+
+/// A page of a tenant's changes with the `change` event of each row, written once for every
+/// stream that sends it.
+struct SharedPage {
+    changes: TenantChanges,
+    /// The event of each of `changes.rows`, in the same order.
+    events: Vec<Bytes>,
 }
 
 /// Pages a tenant's reader keeps for streams that have not yet sent them. A stream that falls
@@ -191,7 +330,11 @@ async fn read_for_tenant(
                     let Some(last) = page.last else { break };
                     cursor = last;
                     let more = page.has_more;
-                    let _ = current.batches.send(Arc::new(page));
+                    let events = page.rows.iter().map(change_event).collect();
+                    current.publish(SharedPage {
+                        changes: page,
+                        events,
+                    });
                     if !more {
                         break;
                     }
@@ -228,12 +371,14 @@ struct Feed {
     /// Until the stream's own reads reach the end of the feed, it reads for itself; then it
     /// takes its changes from the tenant's shared reader.
     caught_up: bool,
-    batches: Receiver<Arc<TenantChanges>>,
+    batches: Receiver<Arc<SharedPage>>,
     _watch: Arc<TenantWatch>,
     /// The stamps of `pending`'s events, oldest first, for the sync lag.
     pending_stamps: VecDeque<Timestamp>,
     oldest_undelivered: Arc<AtomicI64>,
-    pending: VecDeque<Event>,
+    /// Events not yet sent, each as its text.
+    pending: VecDeque<Bytes>,
+    next_heartbeat: Instant,
     ended: bool,
     life: Life,
 }
@@ -242,73 +387,97 @@ struct Feed {
 struct Life {
     streams: Arc<Streams>,
     closing: watch::Receiver<bool>,
-    auth: Arc<Authenticator>,
-    authorization: Option<String>,
-    client: IpAddr,
-    next_check: Instant,
+    revoked: watch::Receiver<bool>,
+    _login: Arc<LoginCheck>,
     _slot: OwnedSemaphorePermit,
 }
 
 impl Life {
     /// False once the service shuts down or the caller's credentials no longer log in.
-    async fn still_allowed(&mut self) -> bool {
-        if *self.closing.borrow() {
-            return false;
-        }
-        if Instant::now() < self.next_check {
-            return true;
-        }
-        self.next_check = Instant::now() + self.streams.recheck;
-        self.auth
-            .authenticate(self.authorization.as_deref(), self.client)
-            .await
-            .is_ok()
+    fn still_allowed(&self) -> bool {
+        !*self.closing.borrow() && !*self.revoked.borrow()
     }
 }
 
-/// One event per change, in stamp order; the event id is the cursor after it.
-fn events_of(page: &ChangesPage) -> Vec<(Timestamp, Event)> {
-    let mut events: Vec<(Timestamp, Event)> = page
+/// An event's text (`data` of one line, as every event here has).
+fn sse_event(kind: &str, data: &str, id: Option<Timestamp>) -> Bytes {
+    let mut text = String::with_capacity(data.len() + 64);
+    text.push_str("event: ");
+    text.push_str(kind);
+    text.push_str("\ndata: ");
+    text.push_str(data);
+    text.push('\n');
+    if let Some(stamp) = id {
+        text.push_str("id: ");
+        text.push_str(&encode_cursor(Some(stamp)));
+        text.push('\n');
+    }
+    text.push('\n');
+    Bytes::from(text)
+}
+
+/// The event of a changed row (or its tombstone); its id is the cursor after it.
+fn change_event(row: &JobDispatchLog) -> Bytes {
+    let mut data = String::with_capacity(600);
+    json::write_row(&mut data, row, None);
+    sse_event("change", &data, Some(row.modified_dateutc))
+}
+
+/// The event of a row reassigned away from a technician.
+fn removed_event(id: Uuid, stamp: Timestamp) -> Bytes {
+    let data = serde_json::json!({ "id": id }).to_string();
+    sse_event("removed", &data, Some(stamp))
+}
+
+/// One event per change, in stamp order.
+fn events_of(page: &ChangesPage) -> Vec<(Timestamp, Bytes)> {
+    let mut events: Vec<(Timestamp, Bytes)> = page
         .rows
         .iter()
-        .map(|row| {
-            let mut data = String::with_capacity(600);
-            json::write_row(&mut data, row, None);
-            (
-                row.modified_dateutc,
-                Event::default().event("change").data(data),
-            )
-        })
-        .chain(page.removed.iter().map(|(id, stamp)| {
-            let data = serde_json::json!({ "id": id }).to_string();
-            (*stamp, Event::default().event("removed").data(data))
-        }))
+        .map(|row| (row.modified_dateutc, change_event(row)))
+        .chain(
+            page.removed
+                .iter()
+                .map(|(id, stamp)| (*stamp, removed_event(*id, *stamp))),
+        )
         .collect();
     events.sort_by_key(|(stamp, _)| *stamp);
     events
-        .into_iter()
-        .map(|(stamp, event)| (stamp, event.id(encode_cursor(Some(stamp)))))
-        .collect()
 }
 
 impl Feed {
-    async fn next_event(&mut self) -> Option<Event> {
+    /// The next piece of the stream: every event waiting, in one piece (one write for the
+    /// connection however many there are), or a heartbeat; None when the stream ends.
+    async fn next_frame(&mut self) -> Option<Bytes> {
         loop {
-            if self.ended || !self.life.still_allowed().await {
+            if self.ended || !self.life.still_allowed() {
                 return None;
             }
-            if let Some(event) = self.pending.pop_front() {
-                self.pending_stamps.pop_front();
-                let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
-                self.oldest_undelivered.store(oldest, Ordering::Relaxed);
+            if !self.pending.is_empty() {
+                let sent = self.pending.len();
+                let frame = if sent == 1 {
+                    self.pending.pop_front().unwrap_or_default()
+                } else {
+                    let mut text = Vec::with_capacity(self.pending.iter().map(Bytes::len).sum());
+                    for event in self.pending.drain(..) {
+                        text.extend_from_slice(&event);
+                    }
+                    Bytes::from(text)
+                };
+                self.pending_stamps.clear();
+                self.oldest_undelivered.store(0, Ordering::Relaxed);
                 self.life
                     .streams
                     .events_sent
-                    .fetch_add(1, Ordering::Relaxed);
-                return Some(event);
+                    .fetch_add(sent as u64, Ordering::Relaxed);
+                self.next_heartbeat = Instant::now() + HEARTBEAT;
+                return Some(frame);
             }
             if self.caught_up {
-                self.wait_for_changes().await;
+                if self.wait_for_changes().await {
+                    self.next_heartbeat = Instant::now() + HEARTBEAT;
+                    return Some(Bytes::from_static(b":\n\n"));
+                }
                 continue;
             }
             match self.store.changes(&self.caller, self.cursor, PAGE).await {
@@ -319,8 +488,10 @@ impl Feed {
                 Ok(_) => self.caught_up = true,
                 Err(StoreError::CursorPurged) => {
                     self.ended = true;
-                    return Some(Event::default().event("resync").data(
+                    return Some(sse_event(
+                        "resync",
                         "The cursor is older than the retention of deleted rows: drop the local copy and resync from scratch.",
+                        None,
                     ));
                 }
                 Err(e) => {
@@ -332,18 +503,27 @@ impl Feed {
         }
     }
 
-    /// Waits for a page of the tenant's reader, for shutdown, or for the next check of the
-    /// caller's credentials; a page becomes the events of what the caller may see.
-    async fn wait_for_changes(&mut self) {
+    /// Waits for a page of the tenant's reader, for shutdown, for the caller's credentials to
+    /// stop working, or for the next heartbeat (true); a page becomes the events of what the
+    /// caller may see.
+    async fn wait_for_changes(&mut self) -> bool {
         let received = tokio::select! {
             received = self.batches.recv() => received,
-            _ = self.life.closing.changed() => return,
-            () = tokio::time::sleep_until(self.life.next_check) => return,
+            _ = self.life.closing.changed() => return false,
+            changed = self.life.revoked.changed() => {
+                // The check has ended without a verdict (it cannot, short of a failure):
+                // end the stream rather than keep it unchecked; it resumes.
+                if changed.is_err() {
+                    self.ended = true;
+                }
+                return false;
+            }
+            () = tokio::time::sleep_until(self.next_heartbeat) => return true,
         };
         match received {
             Ok(page) => {
                 let events = self.events_in(&page);
-                if let Some(last) = page.last {
+                if let Some(last) = page.changes.last {
                     self.cursor = self.cursor.max(Some(last));
                 }
                 self.push(events);
@@ -352,12 +532,13 @@ impl Feed {
             // the stream; it resumes after its last event.
             Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.ended = true,
         }
+        false
     }
 
     /// The events of a shared page that this stream has not sent and its caller may see:
     /// a technician's own rows, and the removals of rows reassigned away from them (as the
     /// changes feed gives them).
-    fn push(&mut self, events: Vec<(Timestamp, Event)>) {
+    fn push(&mut self, events: Vec<(Timestamp, Bytes)>) {
         for (stamp, event) in events {
             self.pending_stamps.push_back(stamp);
             self.pending.push_back(event);
@@ -366,27 +547,27 @@ impl Feed {
         self.oldest_undelivered.store(oldest, Ordering::Relaxed);
     }
 
-    fn events_in(&self, page: &TenantChanges) -> Vec<(Timestamp, Event)> {
+    fn events_in(&self, page: &SharedPage) -> Vec<(Timestamp, Bytes)> {
         let after = self.cursor.unwrap_or(Timestamp::from_ticks(i64::MIN));
         let technician = self.caller.is_technician().then_some(self.caller.user_id);
-        let mine = ChangesPage {
-            rows: page
-                .rows
-                .iter()
-                .filter(|r| r.modified_dateutc > after)
-                .filter(|r| technician.is_none_or(|me| r.user_id == me))
-                .cloned()
-                .collect(),
-            removed: page
+        let mut events: Vec<(Timestamp, Bytes)> = page
+            .changes
+            .rows
+            .iter()
+            .zip(&page.events)
+            .filter(|(r, _)| r.modified_dateutc > after)
+            .filter(|(r, _)| technician.is_none_or(|me| r.user_id == me))
+            .map(|(r, event)| (r.modified_dateutc, event.clone()))
+            .collect();
+        events.extend(
+            page.changes
                 .exits
                 .iter()
                 .filter(|(_, from, stamp)| *stamp > after && technician == Some(*from))
-                .map(|(id, _, stamp)| (*id, *stamp))
-                .collect(),
-            last: None,
-            has_more: false,
-        };
-        events_of(&mine)
+                .map(|(id, _, stamp)| (*stamp, removed_event(*id, *stamp))),
+        );
+        events.sort_by_key(|(stamp, _)| *stamp);
+        events
     }
 }
 
@@ -396,7 +577,7 @@ pub async fn stream_job_dispatch_log_changes(
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let slot = state
         .streams
         .slots
@@ -424,37 +605,52 @@ pub async fn stream_job_dispatch_log_changes(
     };
     // A place in the tenant's shared reader before the first read, so that no change falls
     // between the two.
-    let (watch, batches) = state.streams.watch(&state.store, caller.tenant_id).await?;
+    let (watch, batches) = state.streams.watch(&state.store, &caller).await?;
     // The first page is read here so that an expired cursor is a plain 410, not a stream.
     let first = state.store.changes(&caller, cursor, PAGE).await?;
-    let life = Life {
-        streams: state.streams.clone(),
-        closing: state.streams.closing.subscribe(),
-        auth: state.auth.clone(),
-        authorization: headers
+    let login = state.streams.login_check(
+        &state.auth,
+        headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        client: client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0),
-        next_check: Instant::now() + state.streams.recheck,
+        client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0 .0),
+    );
+    let life = Life {
+        streams: state.streams.clone(),
+        closing: state.streams.closing.subscribe(),
+        revoked: login.revoked.clone(),
+        _login: login,
         _slot: slot,
     };
     let mut feed = Feed {
         store: state.store.clone(),
         caller,
         cursor: first.last.or(cursor),
-        caught_up: false,
+        // A first page that reached the end of the feed needs no second read: what commits
+        // after it comes from the tenant's reader, whose place was taken before it.
+        caught_up: !first.has_more,
         batches,
         _watch: watch,
         pending_stamps: VecDeque::new(),
         oldest_undelivered: state.streams.track(),
         pending: VecDeque::new(),
+        next_heartbeat: Instant::now() + HEARTBEAT,
         ended: false,
         life,
     };
     feed.push(events_of(&first));
-    let events = stream::unfold(feed, |mut feed| async move {
-        feed.next_event().await.map(|e| (Ok(e), feed))
+    let frames = stream::unfold(feed, |mut feed| async move {
+        feed.next_frame()
+            .await
+            .map(|frame| (Ok::<_, Infallible>(frame), feed))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(frames),
+    )
+        .into_response())
 }
