@@ -397,36 +397,37 @@ impl RowConn for PgConn {
     ) -> Result<Vec<JobDispatchLog>, StoreError> {
         self.settle()?;
         let limit = limit as i64;
-        let mut rows = match user {
+        // Each row with its job's assignees, in one statement (see `sql::list`).
+        let assignees = sql::job_assignees_column(Dialect::Postgres);
+        let found = match user {
             Some(user) => {
                 let sql = format!(
-                    "SELECT {} FROM job_dispatch_log
+                    "SELECT {}, {assignees} FROM job_dispatch_log j
                      WHERE tenant_id = $1 AND user_id = $2 AND modified_dateutc > $3
                      ORDER BY modified_dateutc LIMIT $4",
                     sql::ROW_COLUMNS
                 );
-                self.rows(&sql, &[&tenant, &user, &after, &limit])
+                self.query(&sql, &[&tenant, &user, &after, &limit])
             }
             None => {
                 let sql = format!(
-                    "SELECT {} FROM job_dispatch_log
+                    "SELECT {}, {assignees} FROM job_dispatch_log j
                      WHERE tenant_id = $1 AND modified_dateutc > $2
                      ORDER BY modified_dateutc LIMIT $3",
                     sql::ROW_COLUMNS
                 );
-                self.rows(&sql, &[&tenant, &after, &limit])
+                self.query(&sql, &[&tenant, &after, &limit])
             }
         }?;
-        let mut jobs: Vec<Uuid> = rows.iter().map(|r| r.jobs_id).collect();
-        jobs.sort_unstable();
-        jobs.dedup();
-        let texts = self.job_assignees(tenant, &jobs)?;
-        for row in &mut rows {
-            if let Some(text) = texts.get(&row.jobs_id) {
-                row.assigned_user_ids.clone_from(text);
-            }
-        }
-        Ok(rows)
+        found
+            .iter()
+            .map(|r| {
+                let mut row = row_of(r)?;
+                let ids: Vec<Uuid> = r.try_get(sql::ROW_COLUMN_COUNT)?;
+                row.assigned_user_ids = assigned_user_ids(ids);
+                Ok(row)
+            })
+            .collect()
     }
 
     fn tenant_scope_exits(

@@ -329,7 +329,7 @@ pub struct ListSql {
 /// keeps none, reads the job's current assignees in order (not deleted, not rejected; by
 /// sequence, then user_id) as an array, which [`crate::domain::job_dispatch_log::assigned_user_ids`] turns into
 /// the text.
-fn job_assignees_column(d: Dialect) -> &'static str {
+pub fn job_assignees_column(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => "j.assigned_user_ids",
         Dialect::Postgres => {
