@@ -106,13 +106,12 @@ pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteSt
     let writer = Writer::start(
         Some(writer_upkeep(
             SqliteConn::new(conn),
-            path,
             wal_limit,
             statistics.clone(),
         )),
         Box::new(move || {
             open_writer(&writer_path)
-                .map(|c| writer_upkeep(c, &writer_path, wal_limit, writer_statistics.clone()))
+                .map(|c| writer_upkeep(c, wal_limit, writer_statistics.clone()))
         }),
     )?;
     let reader_path: PathBuf = path.to_path_buf();
@@ -201,18 +200,11 @@ pub fn open_memory() -> anyhow::Result<SqliteStore> {
     Ok(SqlStore::new(writer, None))
 }
 
-/// The writer's upkeep between groups: it keeps the WAL file under `limit` bytes, emptying it
+/// The writer's upkeep between groups: it keeps the WAL under `limit` bytes, starting it over
 /// once it holds half of that ([`SqliteConn::bounding_wal`]), and the planner's statistics
 /// current ([`SqliteConn::refreshing_statistics`]).
-fn writer_upkeep(
-    conn: SqliteConn,
-    path: &Path,
-    limit: u64,
-    statistics: Arc<AtomicU64>,
-) -> SqliteConn {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    conn.bounding_wal(PathBuf::from(wal), limit / 2)
+fn writer_upkeep(conn: SqliteConn, limit: u64, statistics: Arc<AtomicU64>) -> SqliteConn {
+    conn.bounding_wal(limit / 2)
         .refreshing_statistics(statistics)
 }
 
@@ -319,7 +311,7 @@ mod tests {
         )
         .unwrap();
         let generation = Arc::new(AtomicU64::new(0));
-        let mut writer = writer_upkeep(SqliteConn::new(conn), &path, 64 << 20, generation.clone());
+        let mut writer = writer_upkeep(SqliteConn::new(conn), 64 << 20, generation.clone());
         let reader = open_reader(&path)
             .unwrap()
             .following_statistics(generation.clone());
