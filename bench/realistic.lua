@@ -5,16 +5,9 @@
 -- row with a fresh id; the dispatches of one job follow each other on the same wrk thread.
 --
 -- Environment: DISPATCHLOG_BENCH_AUTH = the whole Authorization header value ("Basic ...").
--- done() prints the RESULT line of bench/save.lua (requests, rps, percentiles, non-2xx).
+-- done() prints the RESULT line of bench/result.lua (requests, rps, percentiles, non-2xx).
 
-local threads = {}
-local counter = 0
-
-function setup(thread)
-   counter = counter + 1
-   thread:set("tid", counter)
-   table.insert(threads, thread)
-end
+dofile("bench/result.lua")
 
 local REASONS = {
    "Customer not at home, rescheduled by phone",
@@ -35,9 +28,7 @@ function init(args)
    wrk.path = "/api/JobDispatchLog/Save"
    wrk.headers["Content-Type"] = "application/json"
    wrk.headers["Authorization"] = os.getenv("DISPATCHLOG_BENCH_AUTH") or ""
-   responses = 0
-   non2xx = 0
-   statuses = {}
+   reset_counts()
    job_left = 0
 end
 
@@ -94,39 +85,4 @@ function request()
       .. '","sequence":' .. sequence
       .. ',"assigned_user_ids":""}'
    return wrk.format(nil, nil, nil, body)
-end
-function response(status, headers, body)
-   responses = responses + 1
-   if status < 200 or status > 299 then
-      non2xx = non2xx + 1
-      statuses[status] = (statuses[status] or 0) + 1
-      if non2xx <= 3 then
-         io.stderr:write("non-2xx response " .. status .. ": " .. tostring(body) .. "\n")
-      end
-   end
-end
-
-function done(summary, latency, requests)
-   local total_responses, total_non2xx = 0, 0
-   local by_status = {}
-   for _, t in ipairs(threads) do
-      total_responses = total_responses + (t:get("responses") or 0)
-      total_non2xx = total_non2xx + (t:get("non2xx") or 0)
-      local s = t:get("statuses")
-      if s then
-         for code, n in pairs(s) do by_status[code] = (by_status[code] or 0) + n end
-      end
-   end
-   local seconds = summary.duration / 1e6
-   local e = summary.errors
-   local socket_errors = e.connect + e.read + e.write + e.timeout
-   local codes = {}
-   for code, n in pairs(by_status) do table.insert(codes, code .. ":" .. n) end
-   io.write(string.format(
-      "RESULT requests=%d responses=%d seconds=%.3f rps=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f max_ms=%.3f non2xx=%d socket_errors=%d timeouts=%d non2xx_by_status=%s\n",
-      summary.requests, total_responses, seconds, summary.requests / seconds,
-      latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-      latency:percentile(99) / 1000, latency.max / 1000,
-      total_non2xx, socket_errors, e.timeout,
-      (#codes > 0) and table.concat(codes, ",") or "none"))
 end
