@@ -10,6 +10,7 @@ use rusqlite::types::Value as SqliteValue;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
+use super::checkpoint::Checkpoints;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{Dialect, ListQuery, SqlValue};
@@ -71,12 +72,24 @@ const STATISTICS_SAMPLE: u32 = 1000;
 /// Bytes of a WAL frame's header, before its page.
 const WAL_FRAME_HEADER: u64 = 24;
 
+/// How the writer keeps the WAL under its limit.
+struct WalBound {
+    /// Frames in the WAL after the last commit (SQLite's WAL hook counts them).
+    frames: Arc<AtomicU64>,
+    /// Bytes of one frame.
+    frame_bytes: u64,
+    /// The size past which the writer asks the checkpoint thread for a pass and then starts
+    /// the log over.
+    reset_at: u64,
+    checkpoints: Arc<Checkpoints>,
+    /// Passes were asked for, once the WAL passed `reset_at`.
+    asked: bool,
+}
+
 pub struct SqliteConn {
     conn: Connection,
-    /// On the writer's connection: the WAL file and the size past which the writer resets it.
-    /// Frames in the WAL after the last commit (SQLite's WAL hook counts them), the bytes of
-    /// one frame, and the size past which the writer starts the log over.
-    wal_bound: Option<(Arc<AtomicU64>, u64, u64)>,
+    /// On the writer's connection: how it keeps the WAL bounded.
+    wal_bound: Option<WalBound>,
     /// On the writer's connection: when the planner's statistics are next refreshed.
     pub(super) statistics_due: Option<std::time::Instant>,
     /// The generation of the planner's statistics, shared by the writer (which counts up when
@@ -99,7 +112,7 @@ impl SqliteConn {
     /// it is copied back and started over (see [`Conn::between_groups`]). SQLite tells the
     /// connection after each commit how many frames the log holds; registered after
     /// `PRAGMA wal_autocheckpoint`, which would replace it.
-    pub fn bounding_wal(mut self, reset_at: u64) -> Self {
+    pub fn bounding_wal(mut self, reset_at: u64, checkpoints: Arc<Checkpoints>) -> Self {
         let page_size: u64 = self
             .conn
             .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
@@ -113,7 +126,15 @@ impl SqliteConn {
                 Ok(())
             }));
         match hooked {
-            Ok(()) => self.wal_bound = Some((frames, page_size + WAL_FRAME_HEADER, reset_at)),
+            Ok(()) => {
+                self.wal_bound = Some(WalBound {
+                    frames,
+                    frame_bytes: page_size + WAL_FRAME_HEADER,
+                    reset_at,
+                    checkpoints,
+                    asked: false,
+                })
+            }
             Err(e) => tracing::error!(error = %e, "the WAL cannot be bounded: no WAL hook"),
         }
         self
@@ -154,15 +175,26 @@ impl SqliteConn {
         )
     }
 
-    /// Empties the WAL once it holds more than half its limit (see [`GroupConn::between_groups`]).
+    /// Empties the WAL once it holds more than half its limit (see [`GroupConn::between_groups`]):
+    /// first asks the checkpoint thread to catch up, and starts the log over once it has (see
+    /// [`super::checkpoint`]), or at once should the log reach three quarters of its limit first.
     fn bound_wal(&mut self) {
-        let Some((frames, frame_bytes, reset_at)) = &self.wal_bound else {
+        let Some(bound) = &mut self.wal_bound else {
             return;
         };
-        let size = frames.load(Ordering::Acquire) * frame_bytes;
-        if size <= *reset_at {
+        let size = bound.frames.load(Ordering::Acquire) * bound.frame_bytes;
+        if size <= bound.reset_at {
             return;
         }
+        if !bound.asked {
+            bound.checkpoints.request();
+            bound.asked = true;
+        }
+        let ready = bound.checkpoints.ready();
+        if !ready && size <= bound.reset_at + bound.reset_at / 2 {
+            return;
+        }
+        let started = std::time::Instant::now();
         let outcome = self
             .conn
             .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| {
@@ -171,8 +203,15 @@ impl SqliteConn {
         match outcome {
             Ok((0, _)) => {
                 // The next commit writes the log from its start, and counts again.
-                frames.store(0, Ordering::Release);
-                tracing::debug!(bytes = size, "the WAL was copied back and started over")
+                bound.frames.store(0, Ordering::Release);
+                bound.asked = false;
+                bound.checkpoints.reset_done();
+                tracing::debug!(
+                    bytes = size,
+                    waited_for_pass = ready,
+                    millis = started.elapsed().as_secs_f64() * 1e3,
+                    "the WAL was copied back and started over"
+                )
             }
             Ok((_, frames)) => tracing::info!(
                 bytes = size,
@@ -271,7 +310,8 @@ impl GroupConn for SqliteConn {
     /// A writer that never pauses never lets a passive checkpoint reach the end of the WAL,
     /// so SQLite never starts it over and it grows without bound. Here no write can be in
     /// progress: a RESTART checkpoint copies what the checkpoint thread has not yet copied
-    /// (little, as it runs every 100 ms), waits for reads still on older snapshots (reads
+    /// (little: the writer asked it to catch up first, see [`super::checkpoint`]), waits for
+    /// reads still on older snapshots (reads
     /// that start meanwhile use the database file, so they cannot hold it up), and makes the
     /// next group write the log from its start again. The file keeps its size (at most the
     /// limit), so commits overwrite blocks it already has: a log truncated to nothing grew
