@@ -29,7 +29,7 @@ use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures_util::stream;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::{self, Receiver};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -48,6 +48,11 @@ use crate::wire::{json, query_value};
 
 /// Changes read per round.
 const PAGE: usize = 500;
+/// A tenant's reader reads at most this often: the commits of a busy tenant (hundreds a
+/// second under load) reach its streams in batches, one write per stream per batch, instead of
+/// one wake-up and one write per commit for every stream concerned (with 2,000 streams open
+/// those took a third of the Save throughput). A commit after a quiet spell is read at once.
+const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// How long a stream waits before reading again while the database is away.
 const RETRY: Duration = Duration::from_secs(1);
 /// A stream with nothing to send sends a comment this often, so that proxies keep it open and
@@ -320,7 +325,24 @@ async fn read_for_tenant(
     mut closing: watch::Receiver<bool>,
 ) {
     let mut commits = store.subscribe();
+    let mut last_read: Option<Instant> = None;
     loop {
+        if let Some(last) = last_read {
+            // Commits announced within the window are read together, once it has passed.
+            let due = last + BATCH_WINDOW;
+            if Instant::now() < due {
+                tokio::select! {
+                    () = tokio::time::sleep_until(due) => {}
+                    _ = closing.changed() => return,
+                }
+            }
+            // What was announced until now is in the read that follows.
+            while !matches!(
+                commits.try_recv(),
+                Err(TryRecvError::Empty | TryRecvError::Closed)
+            ) {}
+        }
+        last_read = Some(Instant::now());
         loop {
             let Some(current) = watch.upgrade() else {
                 return;
