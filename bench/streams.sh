@@ -76,7 +76,7 @@ if [ "$SKIP_BUILD" != 1 ]; then
     cargo build --release --quiet --bin dispatchlog
     cargo build --release --quiet --example streams_bench
 fi
-SERVER_BIN=$ROOT/target/release/dispatchlog
+SERVER_BIN=${BENCH_SERVER_BIN:-$ROOT/target/release/dispatchlog}
 BENCH_BIN=$ROOT/target/release/examples/streams_bench
 
 WORK=$(mktemp -d "$TMP_PARENT/dispatchlog-streams.XXXXXX")

@@ -18,7 +18,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -400,7 +402,14 @@ struct Feed {
     oldest_undelivered: Arc<AtomicI64>,
     /// Events not yet sent, each as its text.
     pending: VecDeque<Bytes>,
-    next_heartbeat: Instant,
+    /// When the next heartbeat is due; kept from one wake-up to the next (a new timer at every
+    /// wake-up cost the timer wheel as much again).
+    heartbeat: Pin<Box<tokio::time::Sleep>>,
+    /// Resolves when the service shuts down or the caller's credentials stop working (or their
+    /// check ends without a verdict). Made once for the stream's life: made anew at every
+    /// wake-up, it registered with and left the shutdown signal that every stream shares, which
+    /// with 10,000 idle streams was most of the heartbeats' cost.
+    life_ends: Pin<Box<dyn Future<Output = ()> + Send>>,
     ended: bool,
     life: Life,
 }
@@ -418,6 +427,15 @@ impl Life {
     /// False once the service shuts down or the caller's credentials no longer log in.
     fn still_allowed(&self) -> bool {
         !*self.closing.borrow() && !*self.revoked.borrow()
+    }
+}
+
+/// Resolves once `closing` or `revoked` changes (both only ever become true) or the check
+/// behind `revoked` ends.
+async fn life_ends(mut closing: watch::Receiver<bool>, mut revoked: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = closing.changed() => {}
+        _ = revoked.changed() => {}
     }
 }
 
@@ -492,12 +510,12 @@ impl Feed {
                     .streams
                     .events_sent
                     .fetch_add(sent as u64, Ordering::Relaxed);
-                self.next_heartbeat = Instant::now() + HEARTBEAT;
+                self.heartbeat_from_now();
                 return Some(frame);
             }
             if self.caught_up {
                 if self.wait_for_changes().await {
-                    self.next_heartbeat = Instant::now() + HEARTBEAT;
+                    self.heartbeat_from_now();
                     return Some(Bytes::from_static(b":\n\n"));
                 }
                 continue;
@@ -531,16 +549,14 @@ impl Feed {
     async fn wait_for_changes(&mut self) -> bool {
         let received = tokio::select! {
             received = self.batches.recv() => received,
-            _ = self.life.closing.changed() => return false,
-            changed = self.life.revoked.changed() => {
-                // The check has ended without a verdict (it cannot, short of a failure):
-                // end the stream rather than keep it unchecked; it resumes.
-                if changed.is_err() {
-                    self.ended = true;
-                }
+            () = &mut self.life_ends => {
+                // Shutdown or credentials that no longer hold (or a check that ended without
+                // a verdict, which it cannot short of a failure: rather than keep the stream
+                // unchecked, it ends; it resumes).
+                self.ended = true;
                 return false;
             }
-            () = tokio::time::sleep_until(self.next_heartbeat) => return true,
+            () = &mut self.heartbeat => return true,
         };
         match received {
             Ok(page) => {
@@ -555,6 +571,10 @@ impl Feed {
             Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => self.ended = true,
         }
         false
+    }
+
+    fn heartbeat_from_now(&mut self) {
+        self.heartbeat.as_mut().reset(Instant::now() + HEARTBEAT);
     }
 
     /// The events of a shared page that this stream has not sent and its caller may see:
@@ -657,7 +677,11 @@ pub async fn stream_job_dispatch_log_changes(
         pending_stamps: VecDeque::new(),
         oldest_undelivered: state.streams.track(),
         pending: VecDeque::new(),
-        next_heartbeat: Instant::now() + HEARTBEAT,
+        heartbeat: Box::pin(tokio::time::sleep(HEARTBEAT)),
+        life_ends: Box::pin(life_ends(
+            state.streams.closing.subscribe(),
+            life.revoked.clone(),
+        )),
         ended: false,
         life,
     };
