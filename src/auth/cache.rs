@@ -33,6 +33,9 @@ struct Verified {
     password_hash: String,
     principal: Principal,
     confirmed: Instant,
+    /// The credentials version read before the user's row was (see
+    /// [`VerifiedLogins::still_valid`]); None when it could not be read.
+    version: Option<i64>,
 }
 
 /// Keyed by a salted digest of the credentials (never the credentials themselves).
@@ -60,13 +63,37 @@ impl VerifiedLogins {
             .map(|v| v.principal.clone())
     }
 
+    /// The caller, when these credentials were verified at a credentials version that is still
+    /// the current one, read at `read_at`: nothing about any stored credentials changed between
+    /// that verification and `read_at`, so the entry is trusted for `recheck_after` from
+    /// `read_at` without reading the user's row.
+    pub fn still_valid(&self, key: &[u8; 32], version: i64, read_at: Instant) -> Option<Principal> {
+        let entry = self.entries.get(key)?;
+        if entry.version != Some(version) || read_at.elapsed() >= self.recheck_after {
+            return None;
+        }
+        if read_at > entry.confirmed {
+            self.entries.insert(
+                *key,
+                Arc::new(Verified {
+                    password_hash: entry.password_hash.clone(),
+                    principal: entry.principal.clone(),
+                    confirmed: read_at,
+                    version: entry.version,
+                }),
+            );
+        }
+        Some(entry.principal.clone())
+    }
+
     /// True when these credentials were verified against the hash the row holds now; the
     /// entry is then trusted for another `recheck_after`. A changed hash (new password) drops
-    /// the entry, so the old password is never accepted again from the cache.
-    pub fn confirm(&self, key: &[u8; 32], record: &LoginRecord) -> bool {
+    /// the entry, so the old password is never accepted again from the cache. `version`: the
+    /// credentials version read before the row.
+    pub fn confirm(&self, key: &[u8; 32], record: &LoginRecord, version: Option<i64>) -> bool {
         match self.entries.get(key) {
             Some(v) if v.password_hash == record.password_hash => {
-                self.remember(*key, record);
+                self.remember(*key, record, version);
                 true
             }
             Some(_) => {
@@ -77,13 +104,15 @@ impl VerifiedLogins {
         }
     }
 
-    pub fn remember(&self, key: [u8; 32], record: &LoginRecord) {
+    /// `version`: the credentials version read before the row was.
+    pub fn remember(&self, key: [u8; 32], record: &LoginRecord, version: Option<i64>) {
         self.entries.insert(
             key,
             Arc::new(Verified {
                 password_hash: record.password_hash.clone(),
                 principal: Principal::from(record),
                 confirmed: Instant::now(),
+                version,
             }),
         );
     }
@@ -125,12 +154,12 @@ mod tests {
         let cache = VerifiedLogins::new(100, IDLE_EXPIRY, Duration::from_secs(60));
         // A busy client: used often, so the admission policy keeps it over one-off logins.
         let busy = key(u32::MAX);
-        cache.remember(busy, &record("busy", "h"));
+        cache.remember(busy, &record("busy", "h"), None);
         for _ in 0..20 {
             assert!(cache.recently_verified(&busy).is_some());
         }
         for n in 0..1_000 {
-            cache.remember(key(n), &record(&format!("u{n}"), "h"));
+            cache.remember(key(n), &record(&format!("u{n}"), "h"), None);
             cache.recently_verified(&busy);
         }
         let held = cache.len();
@@ -143,30 +172,60 @@ mod tests {
     fn a_login_is_trusted_until_the_recheck_then_confirmed_against_the_stored_hash() {
         let cache = VerifiedLogins::new(100, IDLE_EXPIRY, Duration::from_millis(50));
         let k = key(1);
-        cache.remember(k, &record("jo", "hash-1"));
+        cache.remember(k, &record("jo", "hash-1"), None);
         assert_eq!(cache.recently_verified(&k).unwrap().username, "jo");
         std::thread::sleep(Duration::from_millis(80));
         assert!(cache.recently_verified(&k).is_none(), "recheck due");
         assert!(
-            cache.confirm(&k, &record("jo", "hash-1")),
+            cache.confirm(&k, &record("jo", "hash-1"), None),
             "same hash: no Argon2"
         );
         assert!(cache.recently_verified(&k).is_some());
         std::thread::sleep(Duration::from_millis(80));
         assert!(
-            !cache.confirm(&k, &record("jo", "hash-2")),
+            !cache.confirm(&k, &record("jo", "hash-2"), None),
             "password changed"
         );
-        assert!(!cache.confirm(&k, &record("jo", "hash-1")), "entry dropped");
+        assert!(
+            !cache.confirm(&k, &record("jo", "hash-1"), None),
+            "entry dropped"
+        );
     }
 
     #[test]
     fn an_entry_nobody_uses_expires() {
         let cache = VerifiedLogins::new(100, Duration::from_millis(50), Duration::from_millis(10));
         let k = key(7);
-        cache.remember(k, &record("jo", "h"));
+        cache.remember(k, &record("jo", "h"), None);
         std::thread::sleep(Duration::from_millis(120));
-        assert!(!cache.confirm(&k, &record("jo", "h")));
+        assert!(!cache.confirm(&k, &record("jo", "h"), None));
         assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn an_unchanged_credentials_version_vouches_for_a_login_and_a_changed_one_does_not() {
+        let cache = VerifiedLogins::new(100, IDLE_EXPIRY, Duration::from_millis(50));
+        let (k, other) = (key(1), key(2));
+        cache.remember(k, &record("jo", "h"), Some(7));
+        cache.remember(other, &record("al", "h"), None);
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(cache.recently_verified(&k).is_none(), "recheck due");
+        let read_at = Instant::now();
+        assert!(
+            cache.still_valid(&k, 8, read_at).is_none(),
+            "credentials changed"
+        );
+        assert!(
+            cache.still_valid(&other, 7, read_at).is_none(),
+            "verified without a version: its row must be read"
+        );
+        assert_eq!(cache.still_valid(&k, 7, read_at).unwrap().username, "jo");
+        assert!(
+            cache.recently_verified(&k).is_some(),
+            "trusted again from the reading"
+        );
+        // A reading older than the recheck interval vouches for nothing.
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(cache.still_valid(&k, 7, read_at).is_none());
     }
 }

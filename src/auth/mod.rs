@@ -268,6 +268,12 @@ pub struct Authenticator {
     /// credentials (32 clients starting together) ran one each and took the server's memory
     /// past 500 MiB for good (freed memory stays in the allocator's per-thread arenas).
     verifying: tokio::sync::Semaphore,
+    /// The last reading of the store's credentials version, and when it was taken
+    /// ([`Authenticator::credentials_version`]).
+    version: std::sync::Mutex<Option<(i64, Instant)>>,
+    /// Held by the one caller reading the version.
+    version_read: tokio::sync::Mutex<()>,
+    recheck_after: Duration,
 }
 
 impl Authenticator {
@@ -278,7 +284,9 @@ impl Authenticator {
             // `recheck_after`: how long a verified login is trusted without reading the user's
             // row again. Changing a password, removing a user or revoking a token (from the
             // command line, possibly in another process) takes effect within this time; in
-            // exchange a busy client costs one database read per interval, not one per request.
+            // exchange a busy client costs no database read per request, and while no stored
+            // credentials change, the whole instance reads one number per interval
+            // (`credentials_version`) instead of each logged-in user's row.
             verified: VerifiedLogins::new(
                 cache::MAX_CACHED_LOGINS,
                 cache::IDLE_EXPIRY,
@@ -289,7 +297,40 @@ impl Authenticator {
             verifying: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
+            version: std::sync::Mutex::new(None),
+            version_read: tokio::sync::Mutex::new(()),
+            recheck_after,
         }
+    }
+
+    /// The current credentials version and when it was read: read from the store at most once
+    /// per recheck interval for the whole instance (one caller reads, the others wait for it),
+    /// so that logins verified at that version need no read of their own. None when it cannot
+    /// be read: every login is then checked against its row, as without it.
+    async fn credentials_version(&self) -> Option<(i64, Instant)> {
+        let fresh = || {
+            self.version
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .filter(|(_, at)| at.elapsed() < self.recheck_after)
+        };
+        if let Some(reading) = fresh() {
+            return Some(reading);
+        }
+        let _reader = self.version_read.lock().await;
+        if let Some(reading) = fresh() {
+            return Some(reading);
+        }
+        // Taken before the read: the reading vouches for nothing later than this.
+        let at = Instant::now();
+        let version = self.store.credentials_version().await.ok()?;
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, at));
+        Some((version, at))
+    }
+
+    fn still_valid(&self, key: &[u8; 32], reading: Option<(i64, Instant)>) -> Option<Principal> {
+        let (version, at) = reading?;
+        self.verified.still_valid(key, version, at)
     }
 
     fn cache_key(&self, login: &Login) -> [u8; 32] {
@@ -318,13 +359,17 @@ impl Authenticator {
             if let Some(principal) = self.verified.recently_verified(&key) {
                 return Ok(principal);
             }
+            let version = self.credentials_version().await;
+            if let Some(principal) = self.still_valid(&key, version) {
+                return Ok(principal);
+            }
             let attempt = self.limiter.admit(client).await.map_err(too_many)?;
             if let Some(principal) = self.verified.recently_verified(&key) {
                 return Ok(principal);
             }
             return match self.store.find_token(&hash).await? {
                 Some(record) => {
-                    self.verified.remember(key, &record);
+                    self.verified.remember(key, &record, version.map(|v| v.0));
                     Ok(Principal::from(&record))
                 }
                 None => {
@@ -344,6 +389,12 @@ impl Authenticator {
         if let Some(principal) = self.verified.recently_verified(&key) {
             return Ok(principal);
         }
+        // Read before the user's row, so that a change after it shows as a new version.
+        let version = self.credentials_version().await;
+        if let Some(principal) = self.still_valid(&key, version) {
+            return Ok(principal);
+        }
+        let version = version.map(|v| v.0);
         // From here the attempt may fail: it holds a place in the address's count.
         let attempt = self.limiter.admit(client).await.map_err(too_many)?;
         // Attempts with the same credentials may have verified them while this one waited.
@@ -354,7 +405,10 @@ impl Authenticator {
             .store
             .find_login(&login.domain, &login.username)
             .await?;
-        if let Some(record) = record.as_ref().filter(|r| self.verified.confirm(&key, r)) {
+        if let Some(record) = record
+            .as_ref()
+            .filter(|r| self.verified.confirm(&key, r, version))
+        {
             return Ok(Principal::from(record));
         }
         let _permit = self
@@ -363,7 +417,10 @@ impl Authenticator {
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         // A request with the same credentials may have verified them while this one waited.
-        if let Some(record) = record.as_ref().filter(|r| self.verified.confirm(&key, r)) {
+        if let Some(record) = record
+            .as_ref()
+            .filter(|r| self.verified.confirm(&key, r, version))
+        {
             return Ok(Principal::from(record));
         }
         let hash = record
@@ -376,7 +433,7 @@ impl Authenticator {
             .map_err(|e| ApiError::Internal(e.into()))?;
         match record {
             Some(record) if matches => {
-                self.verified.remember(key, &record);
+                self.verified.remember(key, &record, version);
                 Ok(Principal::from(&record))
             }
             _ => {

@@ -189,6 +189,11 @@ pub trait AccountStore: Send + Sync {
     /// The user a token (by its SHA-256) belongs to.
     async fn find_token(&self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError>;
 
+    /// A number that changes whenever stored credentials change (a password set, a user
+    /// removed, a token revoked), whoever changed them: the database's triggers count it.
+    /// Unchanged since a login was verified, the login still holds.
+    async fn credentials_version(&self) -> Result<i64, StoreError>;
+
     async fn find_login(
         &self,
         domain: &str,

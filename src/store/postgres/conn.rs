@@ -642,4 +642,9 @@ impl AccountConn for PgConn {
             .map(decode_login)
             .transpose()
     }
+
+    fn credentials_version(&mut self) -> Result<i64, StoreError> {
+        let row = self.query_one(sql::CREDENTIALS_VERSION, &[])?;
+        row.try_get(0).map_err(|e| StoreError::Internal(e.into()))
+    }
 }

@@ -31,6 +31,7 @@ use super::{StoreError, StoreOptions};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_write_path.sql")),
+    (3, include_str!("migrations/0003_credentials_version.sql")),
 ];
 
 pub type PostgresStore = SqlStore<PgConn>;

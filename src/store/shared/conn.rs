@@ -265,4 +265,7 @@ pub trait AccountConn {
     ) -> Result<bool, StoreError>;
     fn revoke_tokens(&mut self, domain: &str, username: &str) -> Result<u64, StoreError>;
     fn find_token(&mut self, token_hash: &str) -> Result<Option<LoginRecord>, StoreError>;
+    /// The number that changes with every change of stored credentials
+    /// ([`super::sql::CREDENTIALS_VERSION`]).
+    fn credentials_version(&mut self) -> Result<i64, StoreError>;
 }

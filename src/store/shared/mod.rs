@@ -203,6 +203,10 @@ impl<C: Conn> AccountStore for SqlStore<C> {
         let hash = token_hash.to_string();
         self.read(move |conn| conn.find_token(&hash)).await
     }
+
+    async fn credentials_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| conn.credentials_version()).await
+    }
 }
 
 #[async_trait]

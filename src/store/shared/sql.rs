@@ -236,6 +236,10 @@ pub fn find_token(_: Dialect) -> String {
     format!("SELECT {LOGIN_COLUMNS} JOIN api_token k ON k.user_pk = u.id WHERE k.token_hash = $1")
 }
 
+/// The number the database's triggers count up at every change of stored credentials
+/// (migrations `credentials_version`).
+pub const CREDENTIALS_VERSION: &str = "SELECT version FROM credentials_version WHERE id = 1";
+
 /// The tenant of domain $1 and user $2, for the statements below.
 fn user_of(d: Dialect) -> String {
     format!(

@@ -1,7 +1,8 @@
 //! The checkpoint thread: copies the WAL back into the database file beside the writer, so that
 //! the writer's commits only ever wait for the WAL's own sync.
 //!
-//! It runs a PASSIVE checkpoint every [`Checkpointer::INTERVAL`], and passes back to back when
+//! It runs a PASSIVE checkpoint every [`Checkpointer::INTERVAL`] when the writer has committed
+//! since the last one, and passes back to back when
 //! the writer asks ([`Checkpoints::request`]). The writer asks when the WAL passes half its
 //! limit, and starts the log over (its RESTART checkpoint, during which no Save commits) once
 //! those passes are done: each copies and syncs what was committed during the one before while
@@ -12,6 +13,7 @@
 //! `bench/README.md`).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ use rusqlite::Connection;
 pub struct Checkpoints {
     state: Mutex<State>,
     wake: Condvar,
+    /// The writer's commits so far (counted by its WAL hook).
+    commits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -66,6 +70,11 @@ impl Checkpoints {
     /// Whether the passes asked for have run.
     pub fn ready(&self) -> bool {
         self.lock().ready
+    }
+
+    /// The writer committed (from its WAL hook).
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Release);
     }
 
     /// The WAL was started over; the next reset asks again.
@@ -115,25 +124,32 @@ impl Checkpointer {
 }
 
 fn run(conn: &Connection, signals: &Checkpoints) {
+    // The commits counted when the last pass started: an interval without a commit since
+    // needs no pass (an idle service's thread then only wakes up to see that).
+    let mut passed_at: Option<u64> = None;
     let mut state = signals.lock();
     while !state.stopped {
         // Only a pass that starts after the request copies everything committed before it.
         let for_request = state.wanted();
-        drop(state);
-        let started = Instant::now();
-        // PASSIVE never blocks the writer or readers; it copies what it can.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpoint failed");
-        }
-        let took = started.elapsed();
-        state = signals.lock();
-        if state.wanted() {
-            if for_request {
-                state.passes += 1;
-                state.ready = took < QUICK_PASS || state.passes >= MAX_PASSES;
+        let commits = signals.commits.load(Ordering::Acquire);
+        if for_request || passed_at != Some(commits) {
+            drop(state);
+            let started = Instant::now();
+            // PASSIVE never blocks the writer or readers; it copies what it can.
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "checkpoint failed");
             }
-            if !state.ready {
-                continue;
+            passed_at = Some(commits);
+            let took = started.elapsed();
+            state = signals.lock();
+            if state.wanted() {
+                if for_request {
+                    state.passes += 1;
+                    state.ready = took < QUICK_PASS || state.passes >= MAX_PASSES;
+                }
+                if !state.ready {
+                    continue;
+                }
             }
         }
         // Until the interval is up, the writer asks for a pass, or the service stops.

@@ -119,10 +119,12 @@ impl SqliteConn {
             .map_or(4096, |p| p.max(512) as u64);
         let frames = Arc::new(AtomicU64::new(0));
         let counted = frames.clone();
+        let told = checkpoints.clone();
         let hooked = self
             .conn
             .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
                 counted.store(u64::try_from(pages).unwrap_or(0), Ordering::Release);
+                told.committed();
                 Ok(())
             }));
         match hooked {
@@ -784,5 +786,12 @@ impl AccountConn for SqliteConn {
         Ok(stmt
             .query_row([token_hash], |r| decode_login(r))
             .optional()?)
+    }
+
+    fn credentials_version(&mut self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(sql::CREDENTIALS_VERSION)?
+            .query_row([], |r| r.get(0))?)
     }
 }

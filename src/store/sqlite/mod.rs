@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_sync_history_tokens.sql")),
     (3, include_str!("migrations/0003_tenant_stamp.sql")),
     (4, include_str!("migrations/0004_row_assignees.sql")),
+    (5, include_str!("migrations/0005_credentials_version.sql")),
 ];
 
 pub type SqliteStore = SqlStore<SqliteConn>;
