@@ -23,9 +23,10 @@
 //! 3. **Save throughput** with `--concurrency` closed-loop Save clients (the same rows) for
 //!    `--throughput-seconds`: without streams, with `--throughput-streams` streams open
 //!    (`--throughput-office-streams` of them the office's, the rest technicians'), and with as
-//!    many technicians' streams only; twice, alternating, after a warm-up. Each ratio is the
-//!    mean of its two runs over the mean of the two without, so a machine that gets busier or
-//!    quieter meanwhile weighs on every side. The target is judged on the mix.
+//!    many technicians' streams only; twice after a warm-up, the second time in the reverse
+//!    order. Each ratio is the mean of its two runs over the mean of the two without, so a
+//!    steady drift (the table growing with every run, a machine that gets busier or quieter)
+//!    weighs the same on every side. The target is judged on the mix.
 //!
 //! It prints a markdown table (measure | value | target | result) and exits 1 when a target is
 //! missed. Everything talks to 127.0.0.1 only, and every loop ends at its phase's deadline.
@@ -300,7 +301,8 @@ const ID_LEN: usize = 36;
 /// Reads a stream to its end, handing each event's row id to `deliveries`. Only the last bytes
 /// of a read are kept for the next (an id cut between two reads).
 async fn read_stream(mut socket: TcpStream, mut carry: Vec<u8>, deliveries: Arc<Deliveries>) {
-    let mut buf = vec![0u8; 4096];
+    // 16 KiB: an office stream gets a page of events (tens of KiB) at a time.
+    let mut buf = vec![0u8; 16 * 1024];
     loop {
         let kept = carry.len();
         buf[..kept].copy_from_slice(&carry);
@@ -333,8 +335,10 @@ async fn read_stream(mut socket: TcpStream, mut carry: Vec<u8>, deliveries: Arc<
     }
 }
 
+/// Where `needle` starts in `haystack` (SIMD search: the office streams bring this client
+/// 100+ MB a second, which a byte-by-byte search spent a good part of a shared core on).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Opens one stream from `since`; answers the socket and the body bytes read with the head.
@@ -1004,17 +1008,27 @@ async fn throughput_phase(ctx: &Ctx, args: &Args, lines: &mut Vec<Line>) {
     let mut events = [0u64; 2];
     let (mut failed, mut ended) = (0, 0);
     let mut opened_all = true;
-    // Alternating, twice, so that a machine getting busier or quieter meanwhile (the cores are
-    // shared) weighs on every side.
-    for round in 1..=2 {
-        eprintln!(
-            "[streams_bench] Save throughput, c={}, without streams ({round}/2)",
-            args.concurrency
-        );
-        let (rate, failures, cpu) = closed_loop(ctx, args, run).await;
-        without.push((rate, cpu));
-        failed += failures;
-        for (mix, office) in mixes.iter().enumerate() {
+    // Twice, the second time in the reverse order (without, mixes…, then mixes reversed,
+    // without): the table grows with every run and Saves slow down as it does (by about 8 % a
+    // run here), so in the same order every time the runs with streams, always later, were
+    // also always on a larger table. Mirrored, a steady drift (the table, a machine getting
+    // busier or quieter) weighs the same on every side.
+    let mut order: Vec<Option<usize>> = vec![None];
+    order.extend((0..mixes.len()).map(Some));
+    let mirrored: Vec<Option<usize>> = order.iter().rev().copied().collect();
+    for (round, phases) in [(1, order), (2, mirrored)] {
+        for phase in phases {
+            let Some(mix) = phase else {
+                eprintln!(
+                    "[streams_bench] Save throughput, c={}, without streams ({round}/2)",
+                    args.concurrency
+                );
+                let (rate, failures, cpu) = closed_loop(ctx, args, run).await;
+                without.push((rate, cpu));
+                failed += failures;
+                continue;
+            };
+            let office = &mixes[mix];
             let deliveries = new_deliveries();
             eprintln!(
                 "[streams_bench] opening {} streams ({office} office)",

@@ -310,6 +310,24 @@ struct SharedPage {
     changes: TenantChanges,
     /// The event of each of `changes.rows`, in the same order.
     events: Vec<Bytes>,
+    /// All of `events` in one piece, made by the first stream that sends the whole page (a
+    /// stream that sees every row): every such stream then hands the same bytes to its
+    /// connection instead of copying the page's events into a piece of its own.
+    whole: std::sync::OnceLock<Bytes>,
+}
+
+impl SharedPage {
+    fn whole(&self) -> Bytes {
+        self.whole
+            .get_or_init(|| {
+                let mut text = Vec::with_capacity(self.events.iter().map(Bytes::len).sum());
+                for event in &self.events {
+                    text.extend_from_slice(event);
+                }
+                Bytes::from(text)
+            })
+            .clone()
+    }
 }
 
 /// Pages a tenant's reader keeps for streams that have not yet sent them. A stream that falls
@@ -358,6 +376,7 @@ async fn read_for_tenant(
                     current.publish(SharedPage {
                         changes: page,
                         events,
+                        whole: std::sync::OnceLock::new(),
                     });
                     if !more {
                         break;
@@ -400,7 +419,7 @@ struct Feed {
     /// The stamps of `pending`'s events, oldest first, for the sync lag.
     pending_stamps: VecDeque<Timestamp>,
     oldest_undelivered: Arc<AtomicI64>,
-    /// Events not yet sent, each as its text.
+    /// Events not yet sent, as their text: one event a piece, or a whole shared page.
     pending: VecDeque<Bytes>,
     /// When the next heartbeat is due; kept from one wake-up to the next (a new timer at every
     /// wake-up cost the timer wheel as much again).
@@ -494,7 +513,8 @@ impl Feed {
                 return None;
             }
             if !self.pending.is_empty() {
-                let sent = self.pending.len();
+                // A piece may hold many events (a whole shared page): one stamp each.
+                let sent = self.pending_stamps.len();
                 let frame = if sent == 1 {
                     self.pending.pop_front().unwrap_or_default()
                 } else {
@@ -560,11 +580,13 @@ impl Feed {
         };
         match received {
             Ok(page) => {
-                let events = self.events_in(&page);
+                if !self.push_whole(&page) {
+                    let events = self.events_in(&page);
+                    self.push(events);
+                }
                 if let Some(last) = page.changes.last {
                     self.cursor = self.cursor.max(Some(last));
                 }
-                self.push(events);
             }
             // The client does not read fast enough to keep within the reader's buffer: end
             // the stream; it resumes after its last event.
@@ -587,6 +609,25 @@ impl Feed {
         }
         let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
         self.oldest_undelivered.store(oldest, Ordering::Relaxed);
+    }
+
+    /// A stream that sees every row and has sent none of the page's sends all of its rows
+    /// (they come in stamp order; removals are only technicians' business), as the page's one
+    /// shared piece. False when that is not this stream's case.
+    fn push_whole(&mut self, page: &SharedPage) -> bool {
+        let after = self.cursor.unwrap_or(Timestamp::from_ticks(i64::MIN));
+        let sees_all = !self.caller.is_technician();
+        match page.changes.rows.first() {
+            Some(first) if sees_all && first.modified_dateutc > after => {
+                self.pending_stamps
+                    .extend(page.changes.rows.iter().map(|r| r.modified_dateutc));
+                self.pending.push_back(page.whole());
+                let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
+                self.oldest_undelivered.store(oldest, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        }
     }
 
     fn events_in(&self, page: &SharedPage) -> Vec<(Timestamp, Bytes)> {
