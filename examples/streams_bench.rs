@@ -926,8 +926,10 @@ async fn streams_phase(ctx: &Ctx, args: &Args, lines: &mut Vec<Line>) {
         "< 200 MiB",
         rss < 200.0 && hwm < 200.0,
     ));
-    // Rechecking credentials reads a user's row once per --login-recheck, however many streams
-    // the user has open; nothing else reads while the streams are idle.
+    // Rechecking credentials reads the credentials version once per --login-recheck for the
+    // whole instance (a user's row only when credentials changed), however many streams and
+    // logins are open; nothing else reads while the streams are idle. The bound allows a row
+    // read per login per recheck.
     let per_login_bound = (window / args.login_recheck).ceil() * logins as f64 * 1.5 + 10.0;
     match (xacts_before, xacts_after) {
         (Some(before), Some(after)) => {
@@ -948,7 +950,7 @@ async fn streams_phase(ctx: &Ctx, args: &Args, lines: &mut Vec<Line>) {
         }
         _ => lines.push(line(
             "(a) database queries over the idle window",
-            "not counted on SQLite (no query counter); by the code: an idle stream waits on its tenant's pages, shutdown, its login's check and its heartbeat; the check reads the user's row once per --login-recheck per login, whatever the number of streams",
+            "not counted on SQLite (no query counter); by the code: an idle stream waits on its tenant's pages, shutdown, its login's check and its heartbeat; the checks of all logins read one number (the credentials version) per --login-recheck, and a user's row only after credentials changed",
         )),
     }
     lines.push(line(
