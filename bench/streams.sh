@@ -17,7 +17,9 @@
 # Settings (environment):
 #   BENCH_STREAMS=10000            streams open for (a) idle and (b) latency
 #   BENCH_OFFICE_STREAMS=2%        of them as the admin and the dispatcher (see every row)
-#   BENCH_TECHNICIANS=200          technicians holding the other streams, spread evenly
+#   BENCH_TECHNICIANS=200          technicians holding the other streams, spread evenly (the issue's
+#                                  scenario, one stream per phone, for phase c alone:
+#                                  BENCH_STREAMS=0 BENCH_TECHNICIANS=2000)
 #   BENCH_IDLE_SECONDS=30          (a) idle window
 #   BENCH_RATE=20                  (b) Saves per second
 #   BENCH_LATENCY_SECONDS=20       (b) length of each latency run
