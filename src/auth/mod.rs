@@ -268,9 +268,9 @@ pub struct Authenticator {
     /// credentials (32 clients starting together) ran one each and took the server's memory
     /// past 500 MiB for good (freed memory stays in the allocator's per-thread arenas).
     verifying: tokio::sync::Semaphore,
-    /// The last reading of the store's credentials version, and when it was taken
-    /// ([`Authenticator::credentials_version`]).
-    version: std::sync::Mutex<Option<(i64, Instant)>>,
+    /// The last attempt to read the store's credentials version: what it read (None: the
+    /// read failed) and when ([`Authenticator::credentials_version`]).
+    version: std::sync::Mutex<Option<(Option<i64>, Instant)>>,
     /// Held by the one caller reading the version.
     version_read: tokio::sync::Mutex<()>,
     recheck_after: Duration,
@@ -308,24 +308,30 @@ impl Authenticator {
     /// so that logins verified at that version need no read of their own. None when it cannot
     /// be read: every login is then checked against its row, as without it.
     async fn credentials_version(&self) -> Option<(i64, Instant)> {
-        let fresh = || {
-            self.version
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .filter(|(_, at)| at.elapsed() < self.recheck_after)
+        // The last reading while fresh; None without a read when the last attempt failed
+        // within the interval (with the database away, requests must not queue up here behind
+        // one failing read after another).
+        let known = || -> Result<Option<(i64, Instant)>, ()> {
+            let last = self.version.lock().unwrap_or_else(|e| e.into_inner());
+            match *last {
+                Some((reading, at)) if at.elapsed() < self.recheck_after => {
+                    Ok(reading.map(|v| (v, at)))
+                }
+                _ => Err(()),
+            }
         };
-        if let Some(reading) = fresh() {
-            return Some(reading);
+        if let Ok(reading) = known() {
+            return reading;
         }
         let _reader = self.version_read.lock().await;
-        if let Some(reading) = fresh() {
-            return Some(reading);
+        if let Ok(reading) = known() {
+            return reading;
         }
         // Taken before the read: the reading vouches for nothing later than this.
         let at = Instant::now();
-        let version = self.store.credentials_version().await.ok()?;
+        let version = self.store.credentials_version().await.ok();
         *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some((version, at));
-        Some((version, at))
+        version.map(|v| (v, at))
     }
 
     fn still_valid(&self, key: &[u8; 32], reading: Option<(i64, Instant)>) -> Option<Principal> {
