@@ -17,6 +17,7 @@
 #   BENCH_TMPDIR=${TMPDIR:-/tmp}  parent of the temporary directory holding every database
 #   BENCH_SKIP_BUILD=0          1: use the binaries already in target/release
 #   BENCH_SERVER_BIN=…          another server binary (e.g. a copy of an older build, for A/B)
+#   BENCH_SERVER_ARGS=…         more server options, e.g. "--sqlite-wal-limit-mib 256"
 # Everything listens on and talks to 127.0.0.1 only; every load phase is bounded in time.
 set -euo pipefail
 
@@ -64,7 +65,8 @@ LOAD_BEFORE=$(load_average)
 # --- the server -------------------------------------------------------------------------
 make_login
 log "starting the server on a fresh database in $WORK"
-start_server server "sqlite://$WORK/save.db"
+# shellcheck disable=SC2086 # BENCH_SERVER_ARGS is split into arguments on purpose
+start_server server "sqlite://$WORK/save.db" ${BENCH_SERVER_ARGS:-}
 ADDR=$SERVER_ADDR
 
 log "warm-up: ${WARMUP}s, $CONNS connections"
