@@ -225,9 +225,8 @@ async fn streams_beyond_the_maximum_are_refused_with_a_503() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn revoking_a_token_closes_its_open_stream() {
-    let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
+/// The technician tom@acme, with a bearer token: the token.
+async fn technician_with_token(app: &TestApp) -> String {
     let tom = Uuid::new_v4();
     app.add_user("tom:pw@acme", Role::Technician, tom).await;
     let token = dispatchlog::auth::new_token();
@@ -236,6 +235,13 @@ async fn revoking_a_token_closes_its_open_stream() {
         .add_token("acme", "tom", &dispatchlog::auth::token_hash(&token))
         .await
         .unwrap());
+    token
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_its_open_stream() {
+    let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
+    let token = technician_with_token(&app).await;
     let mut res = app
         .anonymous()
         .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")
@@ -425,14 +431,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_resumes_without_missing_a_ch
 #[tokio::test]
 async fn revoking_a_token_closes_every_stream_of_it_and_no_other() {
     let app = spawn_app_adjusted(|s| s.login_recheck = Duration::from_millis(300)).await;
-    let tom = Uuid::new_v4();
-    app.add_user("tom:pw@acme", Role::Technician, tom).await;
-    let token = dispatchlog::auth::new_token();
-    assert!(app
-        .store
-        .add_token("acme", "tom", &dispatchlog::auth::token_hash(&token))
-        .await
-        .unwrap());
+    let token = technician_with_token(&app).await;
     let open_with_token = || {
         app.anonymous()
             .request(reqwest::Method::GET, "/api/JobDispatchLog/Changes/Stream")

@@ -319,15 +319,27 @@ struct SharedPage {
 impl SharedPage {
     fn whole(&self) -> Bytes {
         self.whole
-            .get_or_init(|| {
-                let mut text = Vec::with_capacity(self.events.iter().map(Bytes::len).sum());
-                for event in &self.events {
-                    text.extend_from_slice(event);
-                }
-                Bytes::from(text)
-            })
+            .get_or_init(|| joined(self.events.iter().cloned()))
             .clone()
     }
+}
+
+/// Pieces of text as one: the piece itself, uncopied, when there is only one.
+fn joined(pieces: impl IntoIterator<Item = Bytes>) -> Bytes {
+    let mut pieces = pieces.into_iter();
+    let Some(first) = pieces.next() else {
+        return Bytes::new();
+    };
+    let Some(second) = pieces.next() else {
+        return first;
+    };
+    let mut text = Vec::with_capacity(first.len() + second.len());
+    text.extend_from_slice(&first);
+    text.extend_from_slice(&second);
+    for piece in pieces {
+        text.extend_from_slice(&piece);
+    }
+    Bytes::from(text)
 }
 
 /// Pages a tenant's reader keeps for streams that have not yet sent them. A stream that falls
@@ -515,15 +527,7 @@ impl Feed {
             if !self.pending.is_empty() {
                 // A piece may hold many events (a whole shared page): one stamp each.
                 let sent = self.pending_stamps.len();
-                let frame = if sent == 1 {
-                    self.pending.pop_front().unwrap_or_default()
-                } else {
-                    let mut text = Vec::with_capacity(self.pending.iter().map(Bytes::len).sum());
-                    for event in self.pending.drain(..) {
-                        text.extend_from_slice(&event);
-                    }
-                    Bytes::from(text)
-                };
+                let frame = joined(self.pending.drain(..));
                 self.pending_stamps.clear();
                 self.oldest_undelivered.store(0, Ordering::Relaxed);
                 self.life
@@ -607,6 +611,11 @@ impl Feed {
             self.pending_stamps.push_back(stamp);
             self.pending.push_back(event);
         }
+        self.note_oldest();
+    }
+
+    /// Publishes the stamp of the oldest event waiting, for the sync lag.
+    fn note_oldest(&mut self) {
         let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
         self.oldest_undelivered.store(oldest, Ordering::Relaxed);
     }
@@ -622,8 +631,7 @@ impl Feed {
                 self.pending_stamps
                     .extend(page.changes.rows.iter().map(|r| r.modified_dateutc));
                 self.pending.push_back(page.whole());
-                let oldest = self.pending_stamps.front().map_or(0, |t| t.ticks());
-                self.oldest_undelivered.store(oldest, Ordering::Relaxed);
+                self.note_oldest();
                 true
             }
             _ => false,
