@@ -189,6 +189,12 @@ impl Field {
         self.meta().name
     }
 
+    /// No two rows of a tenant share this field's value: `id` is the key, and every change
+    /// takes a `modified_dateutc` stamp of its own (a unique index in both engines).
+    pub fn is_unique_in_tenant(self) -> bool {
+        matches!(self, Field::Id | Field::ModifiedDateutc)
+    }
+
     pub fn by_name(name: &str) -> Option<Field> {
         FIELDS.iter().find(|m| m.name == name).map(|m| m.field)
     }

@@ -315,7 +315,15 @@ fn check(raw: &str, conn: &Connection, rng: &mut StdRng, accepted: &mut usize) {
     *accepted += 1;
     assert!(q.top <= MAX_TOP);
     let ordering = q.ordering();
-    assert!(ordering.iter().any(|(f, _)| *f == Field::Id));
+    let (last, _) = ordering.last().expect("an ordering is never empty");
+    assert!(last.is_unique_in_tenant());
+    assert_eq!(
+        ordering
+            .iter()
+            .filter(|(f, _)| f.is_unique_in_tenant())
+            .count(),
+        1
+    );
     let Some(filter) = &q.filter else {
         return;
     };

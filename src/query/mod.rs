@@ -178,19 +178,22 @@ impl ListQuery {
         Ok(query)
     }
 
-    /// The full ordering to use: the given fields, then `id asc` appended unless id already
-    /// present; default when empty: modified_dateutc asc, id asc.
+    /// The full ordering to use: the given fields up to the first that is unique within a
+    /// tenant (`id`, or `modified_dateutc`, which the tenant's stamps keep unique), completed
+    /// with `id asc` when none of them is; default when empty: modified_dateutc asc.
     ///
-    /// `id` is unique within a tenant, so with it last no two rows tie and `$skip` pages neither
-    /// repeat nor miss a row.
+    /// With a unique field last no two rows tie, so `$skip` pages neither repeat nor miss a
+    /// row; fields after it could never decide an order, and leaving them out lets the
+    /// database read a page straight from the index of that field.
     pub fn ordering(&self) -> Vec<(Field, Direction)> {
         let mut ordering = if self.order_by.is_empty() {
             vec![(Field::ModifiedDateutc, Direction::Asc)]
         } else {
             self.order_by.clone()
         };
-        if !ordering.iter().any(|(f, _)| *f == Field::Id) {
-            ordering.push((Field::Id, Direction::Asc));
+        match ordering.iter().position(|(f, _)| f.is_unique_in_tenant()) {
+            Some(unique) => ordering.truncate(unique + 1),
+            None => ordering.push((Field::Id, Direction::Asc)),
         }
         ordering
     }

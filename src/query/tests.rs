@@ -55,13 +55,7 @@ fn no_query_gives_the_defaults() {
         assert_eq!(q.top, 20);
         assert_eq!(q.skip, 0);
         assert!(!q.count);
-        assert_eq!(
-            q.ordering(),
-            vec![
-                (Field::ModifiedDateutc, Direction::Asc),
-                (Field::Id, Direction::Asc)
-            ]
-        );
+        assert_eq!(q.ordering(), vec![(Field::ModifiedDateutc, Direction::Asc)]);
     }
 }
 
@@ -119,19 +113,26 @@ fn values_are_percent_decoded_and_plus_is_a_space() {
 }
 
 #[test]
-fn an_id_already_in_the_order_is_not_appended_again() {
+fn an_ordering_ends_at_its_first_unique_field() {
     let q = query("$orderby=id desc,sequence");
+    assert_eq!(q.ordering(), vec![(Field::Id, Direction::Desc)]);
+    assert_eq!(order_sql(&q.ordering()), "id DESC");
+    let q = query("$orderby=sequence desc,modified_dateutc desc,id");
     assert_eq!(
         q.ordering(),
         vec![
-            (Field::Id, Direction::Desc),
-            (Field::Sequence, Direction::Asc)
+            (Field::Sequence, Direction::Desc),
+            (Field::ModifiedDateutc, Direction::Desc)
         ]
     );
-    assert_eq!(order_sql(&q.ordering()), "id DESC, sequence ASC");
+    let q = query("$orderby=sequence,date_create desc");
+    assert_eq!(
+        order_sql(&q.ordering()),
+        "sequence ASC, date_create DESC, id ASC"
+    );
     assert_eq!(
         order_sql(&ListQuery::default().ordering()),
-        "modified_dateutc ASC, id ASC"
+        "modified_dateutc ASC"
     );
 }
 
