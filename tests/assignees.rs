@@ -448,7 +448,7 @@ fn create_old_database(database: &DatabaseUrl) -> [Uuid; 3] {
             jobs
         }
         DatabaseUrl::Postgres(url) => {
-            dispatchlog::store::postgres::migrate_through(url, 1).unwrap();
+            dispatchlog::store::postgres::migrate_through(url, 3).unwrap();
             let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
             let mut tenant = |d: &str| -> i64 {
                 client

@@ -23,10 +23,12 @@ pub(super) struct RowColumns<'a> {
     pub(super) is_workshop: Vec<bool>,
     pub(super) modified_dateutc: Vec<i64>,
     pub(super) sequence: Vec<i32>,
+    pub(super) assigned_user_ids: Vec<&'a str>,
 }
 
 impl<'a> RowColumns<'a> {
-    pub(super) fn push(&mut self, tenant: TenantId, row: &'a JobDispatchLog) {
+    /// A row to upsert, with its job's text for when it is new.
+    pub(super) fn push(&mut self, tenant: TenantId, row: &'a JobDispatchLog, job_text: &'a str) {
         self.tenant.push(tenant);
         self.id.push(row.id);
         self.jobs_id.push(row.jobs_id);
@@ -40,6 +42,7 @@ impl<'a> RowColumns<'a> {
         self.is_workshop.push(row.is_workshop);
         self.modified_dateutc.push(row.modified_dateutc.ticks());
         self.sequence.push(row.sequence);
+        self.assigned_user_ids.push(job_text);
     }
 }
 

@@ -19,6 +19,14 @@ use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, Prefetch, R
 use crate::store::shared::sql::{self, decode_history, decode_login};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
+/// A row from the columns of [`sql::ROW_COLUMNS`], then its job's `assigned_user_ids`
+/// ([`sql::JOB_ASSIGNEES_COLUMN`]).
+fn row_with_assignees_of(r: &tokio_postgres::Row) -> Result<JobDispatchLog, StoreError> {
+    let mut row = row_of(r)?;
+    row.assigned_user_ids = r.try_get(sql::ROW_COLUMN_COUNT)?;
+    Ok(row)
+}
+
 impl PgConn {
     /// The current assignees of several jobs at once, in the order of [`RowConn::assignees`].
     fn assignees_of_jobs(
@@ -248,16 +256,26 @@ impl RowConn for PgConn {
         .collect()
     }
 
-    /// PostgreSQL keeps no `job_assignees` table: each job's text is derived from its rows
-    /// when read ([`RowConn::job_assignees`]), which spares every Save one more row to write on
-    /// the writer's single connection.
+    /// Stored on every row of the job whose text differs, with the group's other writes
+    /// (`pipeline.rs`: a row the group upserts takes its job's text in the upsert itself).
     fn store_job_assignees(
         &mut self,
-        _tenant: TenantId,
-        _jobs_id: Uuid,
-        _user_ids: &str,
+        tenant: TenantId,
+        jobs_id: Uuid,
+        user_ids: &str,
     ) -> Result<(), StoreError> {
-        Ok(())
+        let write = Pending::JobText {
+            tenant,
+            jobs_id,
+            text: user_ids.to_string(),
+        };
+        match self.group.as_mut() {
+            Some(group) => {
+                group.store_job_text(write);
+                Ok(())
+            }
+            None => self.send(&[write]),
+        }
     }
 
     fn job_assignees(
@@ -398,7 +416,7 @@ impl RowConn for PgConn {
         self.settle()?;
         let limit = limit as i64;
         // Each row with its job's assignees, in one statement (see `sql::list`).
-        let assignees = sql::job_assignees_column(Dialect::Postgres);
+        let assignees = sql::JOB_ASSIGNEES_COLUMN;
         let found = match user {
             Some(user) => {
                 let sql = format!(
@@ -419,15 +437,7 @@ impl RowConn for PgConn {
                 self.query(&sql, &[&tenant, &after, &limit])
             }
         }?;
-        found
-            .iter()
-            .map(|r| {
-                let mut row = row_of(r)?;
-                let ids: Vec<Uuid> = r.try_get(sql::ROW_COLUMN_COUNT)?;
-                row.assigned_user_ids = assigned_user_ids(ids);
-                Ok(row)
-            })
-            .collect()
+        found.iter().map(row_with_assignees_of).collect()
     }
 
     fn tenant_scope_exits(
@@ -485,12 +495,7 @@ impl RowConn for PgConn {
         let rows = self
             .check(found)?
             .iter()
-            .map(|r| {
-                let mut row = row_of(r)?;
-                let assignees: Vec<Uuid> = r.try_get(sql::ROW_COLUMN_COUNT)?;
-                row.assigned_user_ids = assigned_user_ids(assignees);
-                Ok(row)
-            })
+            .map(row_with_assignees_of)
             .collect::<Result<Vec<_>, StoreError>>()?;
         let count = match &list.count {
             Some(sql) => {

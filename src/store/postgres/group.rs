@@ -39,6 +39,12 @@ pub enum Pending {
         to: Uuid,
         stamp: Timestamp,
     },
+    /// A job's new `assigned_user_ids`, for every row of the job.
+    JobText {
+        tenant: TenantId,
+        jobs_id: Uuid,
+        text: String,
+    },
 }
 
 /// How to put back what the running job changed in what the group knows.
@@ -187,6 +193,13 @@ impl Group {
         });
         self.set_row(key, Some(row.clone()));
         self.pending.push(Pending::Upsert(tenant, row));
+    }
+
+    /// Keeps a job's new `assigned_user_ids` ([`Pending::JobText`]), to be written. Reads of
+    /// the writer never read the text back from the rows (the jobs' texts are derived from
+    /// the rows the group knows), so it dirties nothing.
+    pub fn store_job_text(&mut self, write: Pending) {
+        self.pending.push(write);
     }
 
     pub fn insert_history(&mut self, entry: PendingHistory) {

@@ -32,7 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_write_path.sql")),
     (3, include_str!("migrations/0003_credentials_version.sql")),
-    (4, include_str!("migrations/0004_job_index.sql")),
+    (4, include_str!("migrations/0004_row_assignees.sql")),
 ];
 
 pub type PostgresStore = SqlStore<PgConn>;

@@ -48,24 +48,33 @@ const PREFETCH: &str = concat!(
 pub(super) const WRITER_SESSION: &str =
     "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
 
-/// Row upserts and history entries, one array per column.
+/// Row upserts and history entries, one array per column. A new row takes its job's
+/// `assigned_user_ids` as the group left it ($14); an existing row keeps its text, which
+/// [`JOB_TEXTS`] sets where its job's changed.
 const FLUSH: &str = concat!(
     "WITH upserted AS (
          INSERT INTO job_dispatch_log (tenant_id, ",
     row_columns!(""),
-    ")
+    ", assigned_user_ids)
          SELECT * FROM unnest($1::int8[], $2::uuid[], $3::uuid[], $4::uuid[],
              $5::int8[], $6::int8[], $7::bool[], $8::bool[], $9::text[], $10::bool[],
-             $11::bool[], $12::int8[], $13::int4[])
+             $11::bool[], $12::int8[], $13::int4[], $14::text[])
          ON CONFLICT (tenant_id, id) DO UPDATE SET ",
     upsert_set!(),
     ")
      INSERT INTO job_dispatch_log_history (tenant_id, id, at, client_at, actor, action, changes)
      SELECT t, i, a, c, w, x, ch
-     FROM unnest($14::int8[], $15::uuid[], $16::int8[], $17::int8[], $18::text[],
-         $19::text[], $20::text[]) WITH ORDINALITY AS h(t, i, a, c, w, x, ch, n)
+     FROM unnest($15::int8[], $16::uuid[], $17::int8[], $18::int8[], $19::text[],
+         $20::text[], $21::text[]) WITH ORDINALITY AS h(t, i, a, c, w, x, ch, n)
      ORDER BY n"
 );
+
+/// Jobs' new `assigned_user_ids` ($1 tenants, $2 jobs, $3 texts), on every row of each job
+/// that does not hold it yet: after [`FLUSH`], so rows the group inserted already do.
+const JOB_TEXTS: &str = "UPDATE job_dispatch_log j SET assigned_user_ids = u.text
+     FROM unnest($1::int8[], $2::uuid[], $3::text[]) AS u(tenant_id, jobs_id, text)
+     WHERE j.tenant_id = u.tenant_id AND j.jobs_id = u.jobs_id
+       AND j.assigned_user_ids <> u.text";
 
 /// The outcome of opening a write group: the tenants' last stamps.
 type Opened = Result<Vec<Timestamp>, StoreError>;
@@ -129,6 +138,8 @@ fn pipeline(
 struct ExchangeStatements {
     /// Every row upsert and history entry, in one statement.
     flush: Option<Statement>,
+    /// Every job's new `assigned_user_ids`, in one statement.
+    job_texts: Option<Statement>,
     /// The scope exit added for the technician a row left, and removed for the one it reached.
     reassign: Option<(Statement, Statement)>,
     /// A tenant's new last stamp.
@@ -203,7 +214,8 @@ impl PgConn {
 
     /// One round trip to the server, which runs what it is sent in order:
     /// - `writes`: every row upsert and history entry in one statement (a row written twice is
-    ///   written once, in its last state), then the reassignments in order;
+    ///   written once, in its last state), then the jobs' new texts in one statement, then the
+    ///   reassignments in order;
     /// - `commit`: the tenants' new last stamps, then `COMMIT`;
     /// - `open`: `BEGIN`, the tenants' locks (in id order, as every instance takes them) and
     ///   the loading of the rows the next group's jobs will read; the new group is kept.
@@ -221,6 +233,7 @@ impl PgConn {
         let prepared = self.exchange_statements(writes, commit, open.is_some());
         let ExchangeStatements {
             flush,
+            job_texts,
             reassign,
             stamp,
             open: lock,
@@ -232,9 +245,21 @@ impl PgConn {
             }
         };
         let mut last_write: HashMap<(TenantId, Uuid), usize> = HashMap::new();
+        // Each job's last text; a job changed twice in these writes is written once.
+        let mut texts: HashMap<(TenantId, Uuid), &str> = HashMap::new();
         for (i, write) in writes.iter().enumerate() {
-            if let Pending::Upsert(tenant, row) = write {
-                last_write.insert((*tenant, row.id), i);
+            match write {
+                Pending::Upsert(tenant, row) => {
+                    last_write.insert((*tenant, row.id), i);
+                }
+                Pending::JobText {
+                    tenant,
+                    jobs_id,
+                    text,
+                } => {
+                    texts.insert((*tenant, *jobs_id), text);
+                }
+                _ => {}
             }
         }
         let mut r = RowColumns::default();
@@ -243,7 +268,10 @@ impl PgConn {
         for (i, write) in writes.iter().enumerate() {
             match write {
                 Pending::Upsert(tenant, row) if last_write.get(&(*tenant, row.id)) == Some(&i) => {
-                    r.push(*tenant, row)
+                    // Every new row's job has a text in the same writes or a later send (the
+                    // writer recomputes it after the upsert); JOB_TEXTS corrects the latter.
+                    let text = texts.get(&(*tenant, row.jobs_id)).copied().unwrap_or("");
+                    r.push(*tenant, row, text)
                 }
                 Pending::Upsert(..) => {}
                 Pending::History(e) => h.push(e),
@@ -254,9 +282,17 @@ impl PgConn {
                     to,
                     stamp,
                 } => exits.push((*tenant, *id, *from, *to, stamp.ticks())),
+                Pending::JobText { .. } => {}
             }
         }
-        let flush_params: [&(dyn ToSql + Sync); 20] = [
+        let (mut text_tenants, mut text_jobs, mut text_values) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for ((tenant, job), text) in &texts {
+            text_tenants.push(*tenant);
+            text_jobs.push(*job);
+            text_values.push(*text);
+        }
+        let flush_params: [&(dyn ToSql + Sync); 21] = [
             &r.tenant,
             &r.id,
             &r.jobs_id,
@@ -270,6 +306,7 @@ impl PgConn {
             &r.is_workshop,
             &r.modified_dateutc,
             &r.sequence,
+            &r.assigned_user_ids,
             &h.tenant,
             &h.id,
             &h.at,
@@ -291,6 +328,12 @@ impl PgConn {
                     .execute(flush, &flush_params)
                     .await
                     .map(|_| Vec::new())
+            }));
+        }
+        if let Some(job_texts) = &job_texts {
+            let params: [&(dyn ToSql + Sync); 3] = [&text_tenants, &text_jobs, &text_values];
+            requests.push(Box::pin(async move {
+                client.execute(job_texts, &params).await.map(|_| Vec::new())
             }));
         }
         if let Some((add, remove)) = &reassign {
@@ -379,8 +422,8 @@ impl PgConn {
         (outcome, opened)
     }
 
-    /// The prepared statements an exchange needs: the flush, the scope exit pair, the stamp
-    /// update, the lock and the prefetch.
+    /// The prepared statements an exchange needs: the flush, the jobs' texts, the scope exit
+    /// pair, the stamp update, the lock and the prefetch.
     fn exchange_statements(
         &mut self,
         writes: &[Pending],
@@ -392,6 +435,11 @@ impl PgConn {
             .any(|w| matches!(w, Pending::Upsert(..) | Pending::History(_)))
         {
             Some(self.statement(FLUSH)?)
+        } else {
+            None
+        };
+        let job_texts = if writes.iter().any(|w| matches!(w, Pending::JobText { .. })) {
+            Some(self.statement(JOB_TEXTS)?)
         } else {
             None
         };
@@ -423,6 +471,7 @@ impl PgConn {
         };
         Ok(ExchangeStatements {
             flush,
+            job_texts,
             reassign,
             stamp,
             open: lock,

@@ -205,10 +205,7 @@ fn the_writers_prefetch_is_planned_once_as_lookups_by_key_even_on_a_small_table(
     let plan = conn.prefetch_plan(tenant).unwrap();
     assert!(!plan.contains("Seq Scan"), "{plan}");
     assert!(plan.contains("using job_dispatch_log_pkey"), "{plan}");
-    assert!(
-        plan.contains("using job_dispatch_log_job_assignees"),
-        "{plan}"
-    );
+    assert!(plan.contains("using job_dispatch_log_job"), "{plan}");
 }
 
 /// Commits the group with the next one begun in the same exchange; answers what the early

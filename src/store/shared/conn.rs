@@ -151,16 +151,17 @@ pub trait RowConn {
     /// The job's current assignees in order (not deleted, not rejected; by sequence, user_id),
     /// read from its rows: what the writer recomputes the stored texts from.
     fn assignees(&mut self, tenant: TenantId, jobs_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
-    /// Stores the job's `assigned_user_ids` text (on SQLite, on every row of the job; an empty
-    /// text when it has no current assignee).
+    /// Stores the job's `assigned_user_ids` text on every row of the job (an empty text when
+    /// it has no current assignee).
     fn store_job_assignees(
         &mut self,
         tenant: TenantId,
         jobs_id: Uuid,
         user_ids: &str,
     ) -> Result<(), StoreError>;
-    /// The stored `assigned_user_ids` text of each of these jobs that has current assignees
-    /// (the others are absent).
+    /// The `assigned_user_ids` text of each of these jobs that has current assignees (the
+    /// others are absent): stored on SQLite; on PostgreSQL derived from the rows, which its
+    /// writer knows within a group before they are sent.
     fn job_assignees(
         &mut self,
         tenant: TenantId,

@@ -328,26 +328,14 @@ pub struct ListSql {
     pub params: Vec<SqlValue>,
 }
 
-/// The column after [`ROW_COLUMNS`] in a list page that gives each row its job's assignees, so
-/// a page is one statement: SQLite reads the text every row of the job keeps; PostgreSQL, which
-/// keeps none, reads the job's current assignees in order (not deleted, not rejected; by
-/// sequence, then user_id) as an array, which [`crate::domain::job_dispatch_log::assigned_user_ids`] turns into
-/// the text.
-pub fn job_assignees_column(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => "j.assigned_user_ids",
-        Dialect::Postgres => {
-            "ARRAY(SELECT a.user_id FROM job_dispatch_log a
-                   WHERE a.tenant_id = j.tenant_id AND a.jobs_id = j.jobs_id
-                     AND NOT a.sys_logical_delete AND NOT a.is_rejected
-                   ORDER BY a.sequence, a.user_id)"
-        }
-    }
-}
+/// The column after [`ROW_COLUMNS`] in a list or feed page: the job's `assigned_user_ids`,
+/// which every row of the job carries (kept by the writer), so a page is one statement and
+/// looks up nothing per row.
+pub const JOB_ASSIGNEES_COLUMN: &str = "j.assigned_user_ids";
 
 /// A page of rows of the tenant (and of one technician, when given) as the OData query says:
 /// filtered, ordered (always completed with `id`), `$skip` rows skipped, at most `limit`; each
-/// row's job assignees follow its columns ([`job_assignees_column`]).
+/// row's job assignees follow its columns ([`JOB_ASSIGNEES_COLUMN`]).
 pub fn list(
     d: Dialect,
     tenant: TenantId,
@@ -370,9 +358,8 @@ pub fn list(
     let skip = i64::try_from(query.skip).unwrap_or(i64::MAX);
     ListSql {
         rows: format!(
-            "SELECT {ROW_COLUMNS}, {} FROM job_dispatch_log j WHERE {condition} ORDER BY {} \
-             LIMIT {} OFFSET {skip}",
-            job_assignees_column(d),
+            "SELECT {ROW_COLUMNS}, {JOB_ASSIGNEES_COLUMN} FROM job_dispatch_log j \
+             WHERE {condition} ORDER BY {} LIMIT {} OFFSET {skip}",
             order_sql_for(&query.ordering(), d),
             limit as i64
         ),
