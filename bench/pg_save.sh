@@ -177,14 +177,15 @@ TENANT=$(psql_db -c "SELECT id FROM tenant WHERE lower(domain) = 'bench'")
 # of bench/realistic.lua): fresh GUIDs, date_create = now in 100 ns ticks, 60 % pending (the
 # 1980 date_proceeded), 30 % accepted, 10 % rejected with a reason (20 % workshop rows, never
 # rejected), sequence 1-3, and a modified_dateutc unique within the tenant (unique index) that
-# grows like the service's stamps: microseconds * 100 + the pgbench client id.
+# grows like the service's stamps: microseconds * 100 + the pgbench client id; and the row's
+# assigned_user_ids as a new job's first row carries it (its own user_id unless rejected).
 cat >"$WORK/upsert.sql" <<SQL
 \set draw random(1, 100)
 \set workshop random(1, 5)
 \set sequence random(1, 3)
 INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
      date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
-     is_workshop, modified_dateutc, sequence)
+     is_workshop, modified_dateutc, sequence, assigned_user_ids)
  VALUES ($TENANT, gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
      (extract(epoch FROM clock_timestamp()) * 10000000)::bigint,
      CASE WHEN :draw > 60 THEN (extract(epoch FROM clock_timestamp()) * 10000000)::bigint
@@ -193,7 +194,9 @@ INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
      CASE WHEN :draw > 90 AND :workshop <> 1
           THEN 'Missing part: compressor relay, ordered from the warehouse' ELSE '' END,
      false, :workshop = 1,
-     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 100 + :client_id, :sequence)
+     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 100 + :client_id, :sequence,
+     CASE WHEN :draw > 90 AND :workshop <> 1 THEN ''
+          ELSE gen_random_uuid()::text END)
  ON CONFLICT (tenant_id, id) DO UPDATE SET
      jobs_id = EXCLUDED.jobs_id, user_id = EXCLUDED.user_id,
      date_create = EXCLUDED.date_create, date_proceeded = EXCLUDED.date_proceeded,
