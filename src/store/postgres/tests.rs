@@ -262,3 +262,85 @@ fn a_group_committed_with_the_next_begun_is_answered_once_with_its_own_outcome()
     assert_eq!(stored(&mut conn, tenant, second.id), None);
     assert_eq!(stored(&mut conn, tenant, clash.id), None);
 }
+
+/// Every row's stored `assigned_user_ids`, by id, as a list page reads them.
+fn stored_texts(conn: &mut PgConn, tenant: TenantId, job: Uuid) -> Vec<(Uuid, String)> {
+    let rows = conn
+        .query(
+            "SELECT id, assigned_user_ids FROM job_dispatch_log
+             WHERE tenant_id = $1 AND jobs_id = $2 ORDER BY id",
+            &[&tenant, &job],
+        )
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[test]
+fn a_jobs_text_reaches_every_row_even_when_the_rows_went_to_the_server_before_it() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    let job = Uuid::new_v4();
+    let first = row(job, 1_000);
+    let mut second = row(job, 2_000);
+    second.sequence = 2;
+    let text = |ids: &[Uuid]| crate::domain::job_dispatch_log::assigned_user_ids(ids.to_vec());
+    // The group loaded nothing: asking for the job's assignees sends the pending upsert first,
+    // before the job's text exists, so the row goes in with none and the text follows.
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+    for (r, assignees) in [
+        (&first, vec![first.user_id]),
+        (&second, vec![first.user_id, second.user_id]),
+    ] {
+        conn.job_begin().unwrap();
+        conn.upsert(tenant, r).unwrap();
+        assert_eq!(conn.assignees(tenant, job).unwrap(), assignees);
+        conn.store_job_assignees(tenant, job, &text(&assignees))
+            .unwrap();
+        conn.job_end(true).unwrap();
+    }
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(2_000))])
+        .unwrap();
+    let both = text(&[first.user_id, second.user_id]);
+    let mut expected = vec![(first.id, both.clone()), (second.id, both.clone())];
+    expected.sort();
+    assert_eq!(stored_texts(&mut conn, tenant, job), expected);
+
+    // A group that loaded the job: a third row takes the new text in its own upsert, the
+    // others by the job's update; a rejection of the first row takes it out of every row.
+    let mut third = row(job, 3_000);
+    third.sequence = 3;
+    conn.begin_group(&[(
+        tenant,
+        Prefetch {
+            ids: vec![first.id, third.id],
+            jobs: vec![job],
+        },
+    )])
+    .unwrap();
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, &third).unwrap();
+    let all = conn.assignees(tenant, job).unwrap();
+    assert_eq!(all, vec![first.user_id, second.user_id, third.user_id]);
+    conn.store_job_assignees(tenant, job, &text(&all)).unwrap();
+    conn.job_end(true).unwrap();
+    conn.job_begin().unwrap();
+    let mut rejected = first.clone();
+    rejected.is_rejected = true;
+    rejected.modified_dateutc = Timestamp::from_ticks(4_000);
+    conn.upsert(tenant, &rejected).unwrap();
+    let left = conn.assignees(tenant, job).unwrap();
+    assert_eq!(left, vec![second.user_id, third.user_id]);
+    conn.store_job_assignees(tenant, job, &text(&left)).unwrap();
+    conn.job_end(true).unwrap();
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(4_000))])
+        .unwrap();
+    let left = text(&left);
+    let mut expected = vec![
+        (first.id, left.clone()),
+        (second.id, left.clone()),
+        (third.id, left),
+    ];
+    expected.sort();
+    assert_eq!(stored_texts(&mut conn, tenant, job), expected);
+}
