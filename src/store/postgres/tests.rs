@@ -275,6 +275,22 @@ fn stored_texts(conn: &mut PgConn, tenant: TenantId, job: Uuid) -> Vec<(Uuid, St
     rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
+/// One write job as the writer runs it for a new row: the upsert, then the job's assignees
+/// recomputed and their text stored; answers the assignees.
+fn write_with_text(conn: &mut PgConn, tenant: TenantId, r: &JobDispatchLog) -> Vec<Uuid> {
+    conn.job_begin().unwrap();
+    conn.upsert(tenant, r).unwrap();
+    let assignees = conn.assignees(tenant, r.jobs_id).unwrap();
+    conn.store_job_assignees(tenant, r.jobs_id, &text_of(&assignees))
+        .unwrap();
+    conn.job_end(true).unwrap();
+    assignees
+}
+
+fn text_of(ids: &[Uuid]) -> String {
+    crate::domain::job_dispatch_log::assigned_user_ids(ids.to_vec())
+}
+
 #[test]
 fn a_jobs_text_reaches_every_row_even_when_the_rows_went_to_the_server_before_it() {
     let Some((mut conn, tenant, _dropper)) = fresh() else {
@@ -284,24 +300,20 @@ fn a_jobs_text_reaches_every_row_even_when_the_rows_went_to_the_server_before_it
     let first = row(job, 1_000);
     let mut second = row(job, 2_000);
     second.sequence = 2;
-    let text = |ids: &[Uuid]| crate::domain::job_dispatch_log::assigned_user_ids(ids.to_vec());
     // The group loaded nothing: asking for the job's assignees sends the pending upsert first,
     // before the job's text exists, so the row goes in with none and the text follows.
     conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
-    for (r, assignees) in [
-        (&first, vec![first.user_id]),
-        (&second, vec![first.user_id, second.user_id]),
-    ] {
-        conn.job_begin().unwrap();
-        conn.upsert(tenant, r).unwrap();
-        assert_eq!(conn.assignees(tenant, job).unwrap(), assignees);
-        conn.store_job_assignees(tenant, job, &text(&assignees))
-            .unwrap();
-        conn.job_end(true).unwrap();
-    }
+    assert_eq!(
+        write_with_text(&mut conn, tenant, &first),
+        vec![first.user_id]
+    );
+    assert_eq!(
+        write_with_text(&mut conn, tenant, &second),
+        vec![first.user_id, second.user_id]
+    );
     conn.commit_group(&[(tenant, Timestamp::from_ticks(2_000))])
         .unwrap();
-    let both = text(&[first.user_id, second.user_id]);
+    let both = text_of(&[first.user_id, second.user_id]);
     let mut expected = vec![(first.id, both.clone()), (second.id, both.clone())];
     expected.sort();
     assert_eq!(stored_texts(&mut conn, tenant, job), expected);
@@ -318,24 +330,18 @@ fn a_jobs_text_reaches_every_row_even_when_the_rows_went_to_the_server_before_it
         },
     )])
     .unwrap();
-    conn.job_begin().unwrap();
-    conn.upsert(tenant, &third).unwrap();
-    let all = conn.assignees(tenant, job).unwrap();
-    assert_eq!(all, vec![first.user_id, second.user_id, third.user_id]);
-    conn.store_job_assignees(tenant, job, &text(&all)).unwrap();
-    conn.job_end(true).unwrap();
-    conn.job_begin().unwrap();
+    assert_eq!(
+        write_with_text(&mut conn, tenant, &third),
+        vec![first.user_id, second.user_id, third.user_id]
+    );
     let mut rejected = first.clone();
     rejected.is_rejected = true;
     rejected.modified_dateutc = Timestamp::from_ticks(4_000);
-    conn.upsert(tenant, &rejected).unwrap();
-    let left = conn.assignees(tenant, job).unwrap();
+    let left = write_with_text(&mut conn, tenant, &rejected);
     assert_eq!(left, vec![second.user_id, third.user_id]);
-    conn.store_job_assignees(tenant, job, &text(&left)).unwrap();
-    conn.job_end(true).unwrap();
     conn.commit_group(&[(tenant, Timestamp::from_ticks(4_000))])
         .unwrap();
-    let left = text(&left);
+    let left = text_of(&left);
     let mut expected = vec![
         (first.id, left.clone()),
         (second.id, left.clone()),
