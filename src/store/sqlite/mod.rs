@@ -135,7 +135,15 @@ pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteSt
 /// interior page of every index of a table of millions of rows; the leaves a save lands on are
 /// spread over the whole file, so a cache twice as large caught no more of them and only added
 /// to the server's memory).
-const WRITER_PRAGMAS: &str = "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8000;";
+///
+/// Its statement journals go to a temporary file once one passes 64 KiB (SQLite's spill
+/// threshold), where [`configure`]'s `temp_store = MEMORY` kept them in memory whole: each job
+/// runs in a savepoint, and a savepoint journals the first change of every page it touches, so
+/// a SaveMultiple of 1,000 rows held up to 4,000 pages (16 MB) of journal on the heap while it
+/// ran, on a heap that keeps what it once held (the server's peak RSS after loading a million
+/// rows, `bench/README.md`). A single Save's journal, a few pages, stays in memory.
+const WRITER_PRAGMAS: &str =
+    "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8000; PRAGMA temp_store = FILE;";
 
 /// A throw-away database that lives as long as the process.
 pub fn open_memory() -> anyhow::Result<SqliteStore> {
