@@ -57,6 +57,16 @@ const COLUMNS_WITH_ASSIGNEES: &str = concat!(
     ", j.assigned_user_ids FROM job_dispatch_log j"
 );
 
+/// A tenant's feed page ($1 tenant, $2 the stamp after which it starts, $3 its length): read
+/// along the table's own key, since rows are stored in stamp order (migration 0006).
+pub(super) const TENANT_FEED: &str = concat!(
+    "SELECT ",
+    sql::row_columns!("j."),
+    ", j.assigned_user_ids FROM job_dispatch_log j
+     WHERE j.tenant_id = ?1 AND j.modified_dateutc > ?2
+     ORDER BY j.modified_dateutc LIMIT ?3"
+);
+
 /// A row from the columns of [`COLUMNS_WITH_ASSIGNEES`].
 fn row_with_assignees_of(r: &Row<'_>) -> rusqlite::Result<JobDispatchLog> {
     let mut row = row_of(r)?;
@@ -570,11 +580,7 @@ impl RowConn for SqliteConn {
                 row_with_assignees_of,
             ),
             None => self.rows_with(
-                &format!(
-                    "SELECT {COLUMNS_WITH_ASSIGNEES}
-                     WHERE j.tenant_id = ?1 AND j.modified_dateutc > ?2
-                     ORDER BY j.modified_dateutc LIMIT ?3"
-                ),
+                TENANT_FEED,
                 params![tenant, after, limit],
                 row_with_assignees_of,
             ),

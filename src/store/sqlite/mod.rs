@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_tenant_stamp.sql")),
     (4, include_str!("migrations/0004_row_assignees.sql")),
     (5, include_str!("migrations/0005_credentials_version.sql")),
+    (6, include_str!("migrations/0006_rows_in_stamp_order.sql")),
 ];
 
 pub type SqliteStore = SqlStore<SqliteConn>;
@@ -101,6 +102,9 @@ pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteSt
     }
     configure(&conn)?;
     migrate(&conn)?;
+    // A migration that rebuilt a table left a log as large as the table; the writer starts a
+    // log over but never shrinks its file, so empty it now, before anyone else reads.
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     conn.execute_batch(WRITER_PRAGMAS)?;
     grow_in_chunks(&conn)?;
     let wal_limit = options.wal_limit;
@@ -333,6 +337,72 @@ mod tests {
         writer.statistics_due = Some(std::time::Instant::now());
         writer.between_groups();
         assert_eq!(generation.load(Ordering::Acquire), 1);
+    }
+
+    /// Migration 6 keeps every row as it was and stores the rows in stamp order: a tenant's
+    /// feed page is read along the table's own key, a row found by id through the id index,
+    /// and a stamp stays unique in its tenant.
+    #[test]
+    fn migration_6_keeps_every_row_and_stores_rows_in_stamp_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("order.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        configure(&conn).unwrap();
+        migrate_through(&conn, 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenant (id, domain, created_at) VALUES (1, 'acme', 0), (2, 'other', 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
+                 is_workshop, modified_dateutc, sequence, assigned_user_ids)
+             SELECT 1 + i % 2, randomblob(16), randomblob(16), randomblob(16), i, i + 1,
+                 i % 3 = 0, i % 7 = 0, 'reason ' || i, i % 11 = 0, i % 5 = 0, 1000 + i,
+                 1 + i % 3, 'text ' || i FROM n;",
+        )
+        .unwrap();
+        let dump = |c: &Connection| -> Vec<Vec<rusqlite::types::Value>> {
+            let mut stmt = c
+                .prepare("SELECT * FROM job_dispatch_log ORDER BY tenant_id, id")
+                .unwrap();
+            let width = stmt.column_count();
+            stmt.query_map([], |r| (0..width).map(|i| r.get(i)).collect())
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let before = dump(&conn);
+        assert_eq!(before.len(), 3000);
+
+        migrate(&conn).unwrap();
+
+        assert_eq!(dump(&conn), before, "every row and column is kept");
+        let duplicate = conn.execute(
+            "INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
+                 is_workshop, modified_dateutc, sequence)
+             VALUES (1, x'01', x'02', x'03', 0, 0, 0, 0, '', 0, 0, 1002, 1)",
+            [],
+        );
+        assert!(duplicate.is_err(), "a stamp is unique in its tenant");
+
+        let conn = SqliteConn::new(conn);
+        // The page is a range of the table's key, in its order: no index, no sort.
+        let feed = conn::TENANT_FEED
+            .replace("?1", "1")
+            .replace("?2", "0")
+            .replace("?3", "500");
+        let feed = plan(&conn, &feed);
+        assert!(
+            feed.contains("USING PRIMARY KEY") && !feed.contains("INDEX") && !feed.contains("TEMP"),
+            "{feed}"
+        );
+        let by_id = plan(
+            &conn,
+            "SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = 1 AND id = x'01'",
+        );
+        assert!(by_id.contains("job_dispatch_log_id"), "{by_id}");
     }
 
     /// CVE-2025-6965 (memory corruption through aggregate terms exceeding column counts) is
