@@ -101,10 +101,12 @@ pub fn open_file(path: &Path, options: &StoreOptions) -> anyhow::Result<SqliteSt
         anyhow::bail!("the database {} cannot use WAL mode", path.display());
     }
     configure(&conn)?;
-    migrate(&conn)?;
-    // A migration that rebuilt a table left a log as large as the table; the writer starts a
-    // log over but never shrinks its file, so empty it now, before anyone else reads.
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    if migrate(&conn)? > 0 {
+        // A migration that rebuilt a table left a log as large as the table; the writer starts
+        // a log over but never shrinks its file, so empty it now. Only then: a user command
+        // opens the database of a running server, and must not hold up its writes.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     conn.execute_batch(WRITER_PRAGMAS)?;
     grow_in_chunks(&conn)?;
     let wal_limit = options.wal_limit;
@@ -218,14 +220,16 @@ fn open_reader(path: &Path) -> Result<SqliteConn, StoreError> {
     Ok(SqliteConn::new(conn))
 }
 
-/// Applies the migrations not yet recorded, each in its own transaction.
-pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+/// Applies the migrations not yet recorded, each in its own transaction; answers how many it
+/// applied.
+pub fn migrate(conn: &Connection) -> rusqlite::Result<usize> {
     migrate_through(conn, i64::MAX)
 }
 
 /// Applies the migrations not yet recorded up to schema version `last` (tests build a database
-/// of an earlier version with it).
-pub fn migrate_through(conn: &Connection, last: i64) -> rusqlite::Result<()> {
+/// of an earlier version with it); answers how many it applied.
+pub fn migrate_through(conn: &Connection, last: i64) -> rusqlite::Result<usize> {
+    let mut applied_now = 0;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY,
@@ -257,8 +261,9 @@ pub fn migrate_through(conn: &Connection, last: i64) -> rusqlite::Result<()> {
                 return Err(e);
             }
         }
+        applied_now += usize::from(!done);
     }
-    Ok(())
+    Ok(applied_now)
 }
 
 #[cfg(test)]
@@ -375,7 +380,12 @@ mod tests {
         let before = dump(&conn);
         assert_eq!(before.len(), 3000);
 
-        migrate(&conn).unwrap();
+        assert_eq!(migrate(&conn).unwrap(), 1);
+        assert_eq!(
+            migrate(&conn).unwrap(),
+            0,
+            "a migrated database is left alone"
+        );
 
         assert_eq!(dump(&conn), before, "every row and column is kept");
         let duplicate = conn.execute(
