@@ -287,7 +287,7 @@ mod tests {
 
     /// The writer analyses the tables as they grow, and readers opened before pick the
     /// statistics up by being replaced: a job's page, ordered by stamp, is then read from the
-    /// job's index, not by walking the tenant along the stamp index.
+    /// job's index, not by walking the tenant in stamp order.
     #[test]
     fn readers_plan_with_the_statistics_the_writer_refreshes() {
         let dir = tempfile::tempdir().unwrap();
