@@ -288,14 +288,20 @@ mod tests {
     /// The writer analyses the tables as they grow, and readers opened before pick the
     /// statistics up by being replaced: a job's page, ordered by stamp, is then read from the
     /// job's index, not by walking the tenant in stamp order.
-    #[test]
-    fn readers_plan_with_the_statistics_the_writer_refreshes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("stats.db");
+    /// A new database file in WAL mode with the service's connection settings, no schema yet.
+    fn new_database(dir: &tempfile::TempDir) -> (PathBuf, Connection) {
+        let path = dir.path().join("test.db");
         let conn = Connection::open(&path).unwrap();
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
             .unwrap();
         configure(&conn).unwrap();
+        (path, conn)
+    }
+
+    #[test]
+    fn readers_plan_with_the_statistics_the_writer_refreshes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, conn) = new_database(&dir);
         migrate(&conn).unwrap();
         conn.execute_batch(
             "INSERT INTO tenant (id, domain, created_at) VALUES (1, 'acme', 0);
@@ -350,11 +356,7 @@ mod tests {
     #[test]
     fn migration_6_keeps_every_row_and_stores_rows_in_stamp_order() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("order.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .unwrap();
-        configure(&conn).unwrap();
+        let (_, conn) = new_database(&dir);
         migrate_through(&conn, 5).unwrap();
         conn.execute_batch(
             "INSERT INTO tenant (id, domain, created_at) VALUES (1, 'acme', 0), (2, 'other', 0);
