@@ -83,8 +83,8 @@ struct Args {
     /// SQLite: the database file (its `-wal` beside it).
     #[arg(long)]
     sqlite_db: Option<PathBuf>,
-    /// SQLite: the server's `--sqlite-wal-limit-mib`.
-    #[arg(long, default_value_t = 64)]
+    /// SQLite: the server's `--sqlite-wal-limit-mib` (its default).
+    #[arg(long, default_value_t = 256)]
     wal_limit_mib: u64,
     /// PostgreSQL: a connection string for sampling `pg_stat_activity` (e.g. of database postgres).
     #[arg(long)]
