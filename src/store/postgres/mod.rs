@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_write_path.sql")),
     (3, include_str!("migrations/0003_credentials_version.sql")),
     (4, include_str!("migrations/0004_row_assignees.sql")),
+    (5, include_str!("migrations/0005_deleted_rows_index.sql")),
 ];
 
 pub type PostgresStore = SqlStore<PgConn>;

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_row_assignees.sql")),
     (5, include_str!("migrations/0005_credentials_version.sql")),
     (6, include_str!("migrations/0006_rows_in_stamp_order.sql")),
+    (7, include_str!("migrations/0007_deleted_rows_index.sql")),
 ];
 
 pub type SqliteStore = SqlStore<SqliteConn>;
@@ -285,9 +286,6 @@ mod tests {
         details.join("; ")
     }
 
-    /// The writer analyses the tables as they grow, and readers opened before pick the
-    /// statistics up by being replaced: a job's page, ordered by stamp, is then read from the
-    /// job's index, not by walking the tenant in stamp order.
     /// A new database file in WAL mode with the service's connection settings, no schema yet.
     fn new_database(dir: &tempfile::TempDir) -> (PathBuf, Connection) {
         let path = dir.path().join("test.db");
@@ -298,6 +296,9 @@ mod tests {
         (path, conn)
     }
 
+    /// The writer analyses the tables as they grow, and readers opened before pick the
+    /// statistics up by being replaced: a job's page, ordered by stamp, is then read from the
+    /// job's index, not by walking the tenant in stamp order.
     #[test]
     fn readers_plan_with_the_statistics_the_writer_refreshes() {
         let dir = tempfile::tempdir().unwrap();
@@ -415,6 +416,104 @@ mod tests {
             "SELECT jobs_id FROM job_dispatch_log WHERE tenant_id = 1 AND id = x'01'",
         );
         assert!(by_id.contains("job_dispatch_log_id"), "{by_id}");
+    }
+
+    /// The purge removes the rows deleted before its cutoff and their history, and nothing
+    /// else; it finds them through the index of deleted rows and the history's index by row,
+    /// never reading the whole table or the whole history (which took seconds at a million
+    /// rows, while no Save could commit).
+    #[test]
+    fn the_purge_reads_only_what_it_removes() {
+        use crate::query::Dialect;
+        use crate::store::shared::conn::RowConn;
+        use crate::store::shared::sql;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, conn) = new_database(&dir);
+        migrate(&conn).unwrap();
+        // 4,000 rows in two tenants, stamps 1001..5000: every fifth deleted; two history
+        // entries per row.
+        conn.execute_batch(
+            "INSERT INTO tenant (id, domain, created_at) VALUES (1, 'acme', 0), (2, 'other', 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+             INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
+                 is_workshop, modified_dateutc, sequence)
+             SELECT 1 + i % 2, CAST(printf('%016d', i) AS BLOB), randomblob(16), randomblob(16),
+                 i, 0, 0, 0, '', i % 5 = 0, 0, 1000 + i, 1 FROM n;
+             INSERT INTO job_dispatch_log_history (tenant_id, id, at, client_at, actor, action,
+                 changes)
+             SELECT tenant_id, id, modified_dateutc, 0, 'admin', a.action, '{}'
+             FROM job_dispatch_log, (SELECT 'create' AS action UNION ALL SELECT 'update') a;
+             ANALYZE;",
+        )
+        .unwrap();
+        let count =
+            |c: &Connection, sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+        let mut conn = SqliteConn::new(conn);
+
+        for statement in sql::purge(Dialect::Sqlite) {
+            let statement = statement.replace("$1", "3000");
+            let plan = plan(&conn, &statement);
+            // A scan of the rows or the history is one of the deleted rows' index only.
+            for step in plan.split("; ") {
+                assert!(
+                    !step.starts_with("SCAN job_dispatch_log")
+                        || step.contains("INDEX job_dispatch_log_deleted"),
+                    "{statement}: {plan}"
+                );
+            }
+            if statement.contains("job_dispatch_log ") {
+                assert!(
+                    plan.contains("job_dispatch_log_deleted"),
+                    "{statement}: {plan}"
+                );
+            }
+            if statement.contains("DELETE FROM job_dispatch_log_history") {
+                assert!(plan.contains("job_dispatch_log_history_row"), "{plan}");
+            }
+        }
+
+        // Stamps 1001..2999 are older than the cutoff 3000: 399 of them deleted.
+        let removed = conn.purge(Timestamp::from_ticks(3000)).unwrap();
+        assert_eq!(removed, 399);
+        let c = conn.connection();
+        assert_eq!(
+            count(c, "SELECT COUNT(*) FROM job_dispatch_log"),
+            4000 - 399
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT COUNT(*) FROM job_dispatch_log WHERE sys_logical_delete = 1"
+            ),
+            800 - 399,
+            "rows deleted after the cutoff stay"
+        );
+        assert_eq!(
+            count(c, "SELECT COUNT(*) FROM job_dispatch_log_history"),
+            2 * (4000 - 399),
+            "the history of every purged row goes, every other row's stays"
+        );
+        assert_eq!(
+            count(
+                c,
+                "SELECT COUNT(*) FROM job_dispatch_log_history h WHERE NOT EXISTS (
+                     SELECT 1 FROM job_dispatch_log d WHERE d.tenant_id = h.tenant_id
+                     AND d.id = h.id)"
+            ),
+            0
+        );
+        // Each tenant's horizon is its newest purged change: row 1990 (stamp 2990) in acme
+        // (even rows), row 1995 (stamp 2995) in the other tenant (odd rows).
+        let horizons: Vec<(i64, i64)> = c
+            .prepare("SELECT id, purged_through FROM tenant ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(horizons, vec![(1, 2990), (2, 2995)]);
+        assert_eq!(conn.purge(Timestamp::from_ticks(3000)).unwrap(), 0);
     }
 
     /// CVE-2025-6965 (memory corruption through aggregate terms exceeding column counts) is
