@@ -15,7 +15,9 @@ use crate::domain::job_dispatch_log::assigned_user_ids;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{Dialect, ListQuery, SqlValue};
-use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, Prefetch, RowConn};
+use crate::store::shared::conn::{
+    AccountConn, GroupConn, NewHistory, Prefetch, PurgeStep, RowConn,
+};
 use crate::store::shared::sql::{self, decode_history, decode_login};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
@@ -73,14 +75,23 @@ impl PgConn {
 }
 
 impl PgConn {
-    /// Purge's statements (`shared::sql::purge`); the rows removed.
-    fn purge_statements(&mut self, cutoff: i64) -> Result<u64, StoreError> {
+    /// One step of a purge (`shared::sql::purge_step`, `shared::sql::purge`).
+    fn purge_statements(&mut self, cutoff: i64, limit: u64) -> Result<PurgeStep, StoreError> {
         let [horizon, history, rows, exits] = sql::purge(Dialect::Postgres);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let step: Option<i64> = self
+            .query_opt(&sql::purge_step(Dialect::Postgres), &[&cutoff, &limit])?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        let cutoff = step.unwrap_or(cutoff);
         self.execute(&horizon, &[&cutoff])?;
         self.execute(&history, &[&cutoff])?;
         let rows = self.execute(&rows, &[&cutoff])?;
         self.execute(&exits, &[&cutoff])?;
-        Ok(rows)
+        Ok(PurgeStep {
+            rows,
+            done: step.is_none(),
+        })
     }
 }
 
@@ -512,7 +523,7 @@ impl RowConn for PgConn {
         Ok((rows, count))
     }
 
-    fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError> {
+    fn purge(&mut self, cutoff: Timestamp, limit: u64) -> Result<PurgeStep, StoreError> {
         self.settle_for_write()?;
         if let Some(group) = self.group.as_mut() {
             group.forget_rows();
@@ -523,7 +534,7 @@ impl RowConn for PgConn {
         // A purge that fails is undone with its job, scans setting included; its own error is
         // the one to report.
         self.execute_batch("SET LOCAL enable_seqscan = on")?;
-        let purged = self.purge_statements(cutoff);
+        let purged = self.purge_statements(cutoff, limit);
         let restored = self.execute_batch("SET LOCAL enable_seqscan = off");
         let rows = purged?;
         restored?;

@@ -140,6 +140,15 @@ pub trait GroupConn: Send + 'static {
 
 /// The dispatch rows, their history and scope exits, and the tenants' horizons. Methods run
 /// inside whatever transaction the caller has opened ([`GroupConn`]).
+/// What one step of a purge did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeStep {
+    /// Rows removed.
+    pub rows: u64,
+    /// Nothing older than the cutoff is left to remove.
+    pub done: bool,
+}
+
 pub trait RowConn {
     fn select_row(
         &mut self,
@@ -234,8 +243,9 @@ pub trait RowConn {
         query: &ListQuery,
         limit: usize,
     ) -> Result<(Vec<JobDispatchLog>, Option<u64>), StoreError>;
-    /// Removes rows logically deleted before `cutoff` (raising each tenant's horizon).
-    fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError>;
+    /// One step of a purge: removes rows logically deleted before `cutoff` (raising each
+    /// tenant's horizon), the oldest first and at most about `limit` of them.
+    fn purge(&mut self, cutoff: Timestamp, limit: u64) -> Result<PurgeStep, StoreError>;
 
     /// Per tenant: its id, its domain, its rows, and how many of them are tombstones.
     fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError>;

@@ -24,6 +24,10 @@ use crate::domain::workflow::{Decision, HistoryEntry};
 use crate::domain::{JobDispatchLog, Principal, Timestamp};
 use crate::query::ListQuery;
 
+/// Rows one step of a purge removes at most (with their history): a step holds the writer for
+/// milliseconds, however many rows the purge removes in all.
+pub const PURGE_STEP_ROWS: u64 = 1_000;
+
 /// A [`Store`] over one writer connection and, when the engine allows several connections,
 /// a pool of readers.
 pub struct SqlStore<C: Conn> {
@@ -339,9 +343,21 @@ impl<C: Conn> Store for SqlStore<C> {
         .await
     }
 
+    /// A step at a time, each its own write ([`PURGE_STEP_ROWS`] rows at most): Saves commit
+    /// between the steps, however many rows a purge removes. Each step is a whole purge with
+    /// a cutoff of its own, the oldest rows first, so a purge that stops early has forgotten
+    /// only changes older than every row it left.
     async fn purge(&self, cutoff: Timestamp) -> Result<PurgeReport, StoreError> {
-        let rows = self.admin_write(move |conn| conn.purge(cutoff)).await?;
-        Ok(PurgeReport { rows })
+        let mut rows = 0;
+        loop {
+            let step = self
+                .admin_write(move |conn| conn.purge(cutoff, PURGE_STEP_ROWS))
+                .await?;
+            rows += step.rows;
+            if step.done {
+                return Ok(PurgeReport { rows });
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

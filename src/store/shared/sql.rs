@@ -282,34 +282,49 @@ pub fn revoke_tokens(d: Dialect) -> String {
     )
 }
 
-/// Purge, in order: each tenant's horizon raised to the newest change it forgets; the history
-/// of the rows it removes; those rows (logically deleted before the cutoff, $1); scope exits
-/// older than the cutoff. The number of rows removed is the third statement's count.
+/// The stamp one step of a purge stops before ($1 the purge's cutoff, $2 the rows a step
+/// removes at most): that of the deleted row after the first $2 (but past the first one, so
+/// that a step always removes something even where many tenants deleted at one stamp). No row
+/// when at most $2 deleted rows are older than the cutoff: the step that takes them all is
+/// the last.
+pub fn purge_step(d: Dialect) -> String {
+    let (greatest, deleted_rows) = purge_names(d);
+    let deleted = is_true(d, "sys_logical_delete");
+    format!(
+        "SELECT {greatest}(s.modified_dateutc, f.first + 1)
+         FROM (SELECT modified_dateutc FROM {deleted_rows}
+               WHERE {deleted} AND modified_dateutc < $1
+               ORDER BY modified_dateutc LIMIT 1 OFFSET $2) s,
+              (SELECT MIN(modified_dateutc) AS first FROM {deleted_rows}
+               WHERE {deleted} AND modified_dateutc < $1) f"
+    )
+}
+
+/// Purge (one step of it, $1 the step's cutoff), in order: each tenant's horizon raised to the
+/// newest change it forgets; the history of the rows it removes; those rows (logically deleted
+/// before the cutoff); scope exits older than the cutoff. The number of rows removed is the
+/// third statement's count.
 ///
 /// The rows it may remove are found through `job_dispatch_log_deleted`, an index of deleted
-/// rows only, and their history by row: the purge reads what it removes, not every row older
-/// than the cutoff and every history entry (3.5 s at a million rows on SQLite, every
-/// `--purge-interval`, during which no Save could commit; `bench/README.md`). SQLite is told
-/// to use that index (`INDEXED BY`: with an error rather than a scan should it ever not
-/// apply); PostgreSQL's planner picks it for the few rows it selects.
+/// rows only, ordered by stamp, and their history by row: the purge reads what it removes,
+/// not every row older than the cutoff and every history entry (3.5 s at a million rows on
+/// SQLite, every `--purge-interval`, during which no Save could commit; `bench/README.md`).
+/// SQLite is told to use that index (`INDEXED BY`: with an error rather than a scan should it
+/// ever not apply); PostgreSQL's planner picks it for the few rows it selects.
 pub fn purge(d: Dialect) -> [String; 4] {
-    let (greatest, deleted_rows) = match d {
-        Dialect::Sqlite => (
-            "MAX",
-            "job_dispatch_log INDEXED BY job_dispatch_log_deleted",
-        ),
-        Dialect::Postgres => ("GREATEST", "job_dispatch_log"),
-    };
+    let (greatest, deleted_rows) = purge_names(d);
     let deleted = is_true(d, "sys_logical_delete");
     [
         format!(
-            "UPDATE tenant SET purged_through = {greatest}(purged_through, COALESCE((
-                 SELECT MAX(m) FROM (
-                     SELECT MAX(modified_dateutc) AS m FROM {deleted_rows}
-                     WHERE tenant_id = tenant.id AND {deleted} AND modified_dateutc < $1
-                     UNION ALL
-                     SELECT MAX(modified_dateutc) FROM scope_exit
-                     WHERE tenant_id = tenant.id AND modified_dateutc < $1) horizon), 0))"
+            "UPDATE tenant SET purged_through = {greatest}(purged_through, horizon.m)
+             FROM (SELECT tenant_id, MAX(m) AS m FROM (
+                       SELECT tenant_id, MAX(modified_dateutc) AS m FROM {deleted_rows}
+                       WHERE {deleted} AND modified_dateutc < $1 GROUP BY tenant_id
+                       UNION ALL
+                       SELECT tenant_id, MAX(modified_dateutc) FROM scope_exit
+                       WHERE modified_dateutc < $1 GROUP BY tenant_id) forgotten
+                   GROUP BY tenant_id) horizon
+             WHERE tenant.id = horizon.tenant_id"
         ),
         format!(
             "DELETE FROM job_dispatch_log_history WHERE (tenant_id, id) IN (
@@ -319,6 +334,17 @@ pub fn purge(d: Dialect) -> [String; 4] {
         format!("DELETE FROM {deleted_rows} WHERE {deleted} AND modified_dateutc < $1"),
         "DELETE FROM scope_exit WHERE modified_dateutc < $1".to_string(),
     ]
+}
+
+/// The greater-of function, and the deleted rows' table as the purge names it.
+fn purge_names(d: Dialect) -> (&'static str, &'static str) {
+    match d {
+        Dialect::Sqlite => (
+            "MAX",
+            "job_dispatch_log INDEXED BY job_dispatch_log_deleted",
+        ),
+        Dialect::Postgres => ("GREATEST", "job_dispatch_log"),
+    }
 }
 
 /// The statements of one list page (`$count` asks for the second) and their parameters.

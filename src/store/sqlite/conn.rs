@@ -14,7 +14,7 @@ use super::checkpoint::Checkpoints;
 use crate::domain::workflow::HistoryEntry;
 use crate::domain::{JobDispatchLog, Timestamp};
 use crate::query::{Dialect, ListQuery, SqlValue};
-use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, RowConn};
+use crate::store::shared::conn::{AccountConn, GroupConn, NewHistory, PurgeStep, RowConn};
 use crate::store::shared::sql::{self, decode_history, decode_login, decode_row, SqlRow};
 use crate::store::{LoginRecord, NewUser, StoreError, TenantFigures, TenantId};
 
@@ -656,14 +656,25 @@ impl RowConn for SqliteConn {
         Ok((rows, count))
     }
 
-    fn purge(&mut self, cutoff: Timestamp) -> Result<u64, StoreError> {
+    fn purge(&mut self, cutoff: Timestamp, limit: u64) -> Result<PurgeStep, StoreError> {
         let [horizon, history, rows, exits] = sql::purge(Dialect::Sqlite);
-        let cutoff = cutoff.ticks();
+        let step: Option<i64> = self
+            .conn
+            .query_row(
+                &sqlite_form(&sql::purge_step(Dialect::Sqlite)),
+                params![cutoff.ticks(), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let cutoff = step.unwrap_or(cutoff.ticks());
         self.conn.execute(&sqlite_form(&horizon), [cutoff])?;
         self.conn.execute(&sqlite_form(&history), [cutoff])?;
         let rows = self.conn.execute(&sqlite_form(&rows), [cutoff])?;
         self.conn.execute(&sqlite_form(&exits), [cutoff])?;
-        Ok(rows as u64)
+        Ok(PurgeStep {
+            rows: rows as u64,
+            done: step.is_none(),
+        })
     }
 
     fn tenant_counts(&mut self) -> Result<Vec<TenantFigures>, StoreError> {

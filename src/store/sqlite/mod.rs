@@ -451,7 +451,8 @@ mod tests {
             |c: &Connection, sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
         let mut conn = SqliteConn::new(conn);
 
-        for statement in sql::purge(Dialect::Sqlite) {
+        let step = sql::purge_step(Dialect::Sqlite).replace("$2", "100");
+        for statement in sql::purge(Dialect::Sqlite).into_iter().chain([step]) {
             let statement = statement.replace("$1", "3000");
             let plan = plan(&conn, &statement);
             // A scan of the rows or the history is one of the deleted rows' index only.
@@ -473,9 +474,23 @@ mod tests {
             }
         }
 
-        // Stamps 1001..2999 are older than the cutoff 3000: 399 of them deleted.
-        let removed = conn.purge(Timestamp::from_ticks(3000)).unwrap();
-        assert_eq!(removed, 399);
+        // Stamps 1001..2999 are older than the cutoff 3000: 399 of them deleted, removed a
+        // hundred at a time, the oldest first.
+        let cutoff = Timestamp::from_ticks(3000);
+        let mut steps = Vec::new();
+        loop {
+            let step = conn.purge(cutoff, 100).unwrap();
+            steps.push(step.rows);
+            if step.done {
+                break;
+            }
+            let oldest = count(
+                conn.connection(),
+                "SELECT MIN(modified_dateutc) FROM job_dispatch_log WHERE sys_logical_delete = 1",
+            );
+            assert_eq!(oldest, 1000 + 5 * (steps.len() as i64 * 100 + 1));
+        }
+        assert_eq!(steps, vec![100, 100, 100, 99]);
         let c = conn.connection();
         assert_eq!(
             count(c, "SELECT COUNT(*) FROM job_dispatch_log"),
@@ -513,7 +528,42 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         assert_eq!(horizons, vec![(1, 2990), (2, 2995)]);
-        assert_eq!(conn.purge(Timestamp::from_ticks(3000)).unwrap(), 0);
+        let again = conn.purge(cutoff, 100).unwrap();
+        assert_eq!((again.rows, again.done), (0, true));
+    }
+
+    /// A step of a purge removes something even where more tenants than a step's rows deleted
+    /// a row at the same stamp (stamps are unique within a tenant only).
+    #[test]
+    fn a_purge_step_always_removes_something() {
+        use crate::store::shared::conn::RowConn;
+        let dir = tempfile::tempdir().unwrap();
+        let (_, conn) = new_database(&dir);
+        migrate(&conn).unwrap();
+        // Three tenants, each with deleted rows at stamps 1, 2 and 3.
+        conn.execute_batch(
+            "INSERT INTO tenant (id, domain, created_at) VALUES (1, 'a', 0), (2, 'b', 0),
+                 (3, 'c', 0);
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 8)
+             INSERT INTO job_dispatch_log (tenant_id, id, jobs_id, user_id, date_create,
+                 date_proceeded, is_accepted, is_rejected, rejected_reason, sys_logical_delete,
+                 is_workshop, modified_dateutc, sequence)
+             SELECT 1 + i % 3, randomblob(16), randomblob(16), randomblob(16), 0, 0, 0, 0, '',
+                 1, 0, 1 + i / 3, 1 FROM n;",
+        )
+        .unwrap();
+        let mut conn = SqliteConn::new(conn);
+        let mut steps = Vec::new();
+        loop {
+            let step = conn.purge(Timestamp::from_ticks(100), 2).unwrap();
+            steps.push(step.rows);
+            if step.done {
+                break;
+            }
+        }
+        // Each step takes one stamp of all three tenants (its limit of 2 is below them); the
+        // last finds nothing left.
+        assert_eq!(steps, vec![3, 3, 3, 0]);
     }
 
     /// CVE-2025-6965 (memory corruption through aggregate terms exceeding column counts) is
