@@ -350,3 +350,53 @@ fn a_jobs_text_reaches_every_row_even_when_the_rows_went_to_the_server_before_it
     expected.sort();
     assert_eq!(stored_texts(&mut conn, tenant, job), expected);
 }
+
+/// A purge goes a step at a time, the oldest deleted rows first, each step a whole purge: the
+/// rows and their history go, the tenant's horizon follows, and rows not deleted stay.
+#[test]
+fn a_purge_goes_a_step_at_a_time_oldest_first() {
+    let Some((mut conn, tenant, _dropper)) = fresh() else {
+        return;
+    };
+    conn.execute_batch(WRITER_SESSION).unwrap();
+    let kept = row(Uuid::new_v4(), 5_500);
+    conn.begin_group(&[(tenant, Prefetch::default())]).unwrap();
+    conn.job_begin().unwrap();
+    for stamp in 1..=10 {
+        let mut r = row(Uuid::new_v4(), stamp * 1_000);
+        r.sys_logical_delete = true;
+        conn.upsert(tenant, &r).unwrap();
+        conn.insert_history(&history(tenant, &r)).unwrap();
+    }
+    conn.upsert(tenant, &kept).unwrap();
+    conn.insert_history(&history(tenant, &kept)).unwrap();
+    conn.job_end(true).unwrap();
+    conn.commit_group(&[(tenant, Timestamp::from_ticks(10_000))])
+        .unwrap();
+
+    let count = |conn: &mut PgConn, sql: &str| -> i64 { conn.query_one(sql, &[]).unwrap().get(0) };
+    let mut steps = Vec::new();
+    loop {
+        conn.execute_batch("BEGIN").unwrap();
+        let step = conn.purge(Timestamp::from_ticks(100_000), 3).unwrap();
+        conn.execute_batch("COMMIT").unwrap();
+        steps.push(step.rows);
+        let horizon = count(&mut conn, "SELECT purged_through FROM tenant");
+        assert_eq!(
+            horizon,
+            steps.iter().sum::<u64>() as i64 * 1_000,
+            "{steps:?}"
+        );
+        if step.done {
+            break;
+        }
+    }
+    assert_eq!(steps, vec![3, 3, 3, 1]);
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM job_dispatch_log"), 1);
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM job_dispatch_log_history"),
+        1,
+        "only the kept row's history stays"
+    );
+    assert!(stored(&mut conn, tenant, kept.id).is_some());
+}
