@@ -529,8 +529,10 @@ impl RowConn for PgConn {
             group.forget_rows();
         }
         let cutoff = cutoff.ticks();
-        // Purge scans the tables: let the planner choose scans for it (the writer's session
-        // turns them off, see WRITER_SESSION), until the end of its job.
+        // A purge step scans `scope_exit` (no index by stamp alone; the table holds no more than
+        // the retention): let the planner choose scans for it (the writer's session turns them
+        // off, see WRITER_SESSION), until the end of its job. The rows and their history are
+        // found through indexes (`sql::purge`).
         // A purge that fails is undone with its job, scans setting included; its own error is
         // the one to report.
         self.execute_batch("SET LOCAL enable_seqscan = on")?;
