@@ -18,7 +18,7 @@
 #   SOAK_SAVE_WORKERS=16        concurrent Save loops (no pause: as fast as the server answers)
 #   SOAK_LIST_WORKERS=4         concurrent list loops
 #   SOAK_FEED_PULLERS=2         /Changes pullers keeping their cursors
-#   SOAK_WAL_LIMIT_MIB=256      the server's --sqlite-wal-limit-mib (its default), and the rule's limit
+#   SOAK_WAL_LIMIT_MIB=1024     the server's --sqlite-wal-limit-mib (its default), and the rule's limit
 #   SOAK_DB_MAX_CONNECTIONS=16  the server's --db-max-connections (PostgreSQL: the rule's limit + 1)
 #   SOAK_POSTGRES=postgres://postgres@127.0.0.1:5432   server for the postgres engine
 #   BENCH_TMPDIR=${TMPDIR:-/tmp}  parent of the temporary directory holding the SQLite file
@@ -37,7 +37,7 @@ ADMIN_STREAMS=${SOAK_ADMIN_STREAMS:-20}
 SAVE_WORKERS=${SOAK_SAVE_WORKERS:-16}
 LIST_WORKERS=${SOAK_LIST_WORKERS:-4}
 FEED_PULLERS=${SOAK_FEED_PULLERS:-2}
-WAL_LIMIT_MIB=${SOAK_WAL_LIMIT_MIB:-256}
+WAL_LIMIT_MIB=${SOAK_WAL_LIMIT_MIB:-1024}
 DB_MAX_CONNECTIONS=${SOAK_DB_MAX_CONNECTIONS:-16}
 PG_SERVER=${SOAK_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 SKIP_BUILD=${BENCH_SKIP_BUILD:-0}

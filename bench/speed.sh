@@ -2,9 +2,10 @@
 # Speed where users feel it, in one run against the release build on one engine:
 #   1. Save of realistic rows (bench/realistic.lua) on an empty database, wrk -c32;
 #   2. the first page of a dispatch screen, GET /api/JobDispatchLog?$top=20 (bench/list.lua);
-#   3. the full changes pull of every row stored so far, by a client that parses every row
-#      (examples/changes_pull.rs): one page at a time; overlapped (the next page is asked for
-#      while the last is parsed on a second thread); overlapped with Accept-Encoding: gzip;
+#   3. the full changes pull of every row stored so far, by a client that parses every field of
+#      every row into typed rows (examples/changes_pull.rs): one page at a time; overlapped (the
+#      next page is asked for while the last is parsed on a second thread); overlapped with
+#      Accept-Encoding: gzip; overlapped, parsed into a document tree (a generic client);
 #   4. the database filled up to BENCH_BIG_ROWS rows (bench/load_rows.py, SaveMultiple), then
 #      the same Save run again: the rate at that size against the rate on the empty database;
 #   5. the load generator's ceiling: the same wrk against a server that answers every request
@@ -131,7 +132,7 @@ measure list bench/list.lua
 STORED=$(curl -fsS -H "Authorization: $DISPATCHLOG_BENCH_AUTH" \
     "http://$SERVER_ADDR/api/JobDispatchLog?\$top=0&\$count=true" -o /dev/null -D - \
     | awk -F': ' 'tolower($1) == "odata-count" { gsub("\r", "", $2); print $2 }')
-log "3. full pull of $STORED rows, $PULL_PASSES passes: one page at a time, overlapped, overlapped with gzip"
+log "3. full pull of $STORED rows, $PULL_PASSES passes: one page at a time, overlapped, overlapped with gzip, overlapped into a tree"
 pull() {
     local name=$1 s0 s1 d0 d1 t0 t1 out
     shift
@@ -148,6 +149,7 @@ pull() {
 pull plain
 pull overlap --overlap
 pull gzip --overlap --gzip
+pull tree --overlap --tree
 read -r RSS_PEAK_KB _ < <(rss_kb "$SERVER_PID")
 
 # --- 4. Save at BENCH_BIG_ROWS rows -----------------------------------------------------
@@ -187,6 +189,9 @@ awk -v engine="$ENGINE" -v conns="$CONNS" -v threads="$THREADS" -v secs="$SECOND
     -v gzip_best="$(pull_field gzip best_rows_per_sec)" -v gzip_median="$(pull_field gzip median_rows_per_sec)" \
     -v gzip_bytes="$(pull_field gzip wire_bytes_per_row)" -v gzip_client="$(pull_field gzip client_cpu_pct)" \
     -v gzip_scpu="$(pull_field gzip server_cpu)" -v gzip_dcpu="$(pull_field gzip db_cpu)" \
+    -v tree_best="$(pull_field tree best_rows_per_sec)" -v tree_median="$(pull_field tree median_rows_per_sec)" \
+    -v tree_client="$(pull_field tree client_cpu_pct)" \
+    -v tree_scpu="$(pull_field tree server_cpu)" -v tree_dcpu="$(pull_field tree db_cpu)" \
     -v passes="$PULL_PASSES" -v load0="$LOAD_BEFORE" -v load1="$LOAD_AFTER" -v ncpu="$(nproc)" '
 function verdict(ok) { return ok ? "PASS" : "FAIL" }
 function per_req(cpu, n) { return n > 0 ? cpu / n * 1e6 : 0 }
@@ -206,9 +211,10 @@ END {
         printf "| Save at %d rows (%s) | %.0f req/s (%.0f %% of the empty table), p50 %.2f ms, p99 %.2f ms | %.0f + %.0f µs | ≥ 80 %% | %s |\n", big, loaded, rps["save_big"], rps["save_big"] / rps["save"] * 100, p50["save_big"], p99["save_big"], per_req(scpu["save_big"], n["save_big"]), per_req(dcpu["save_big"], n["save_big"]), verdict(rps["save_big"] >= 0.8 * rps["save"] && bad["save_big"] == 0)
     }
     pull_target = engine == "sqlite" ? 200000 : 100000
-    printf "| full pull of %d rows, client parses every row, one page at a time (best / median of %d) | %.0f / %.0f rows/s, %.0f bytes per row | %.1f + %.1f µs per row; client %.0f %% of a core | ≥ %d rows/s | %s |\n", stored, passes, plain_best, plain_median, plain_bytes, per_req(plain_scpu, stored * passes), per_req(plain_dcpu, stored * passes), plain_client, pull_target, verdict(plain_best >= pull_target)
+    printf "| full pull of %d rows, client parses every row into typed rows, one page at a time (best / median of %d) | %.0f / %.0f rows/s, %.0f bytes per row | %.1f + %.1f µs per row; client %.0f %% of a core | ≥ %d rows/s | %s |\n", stored, passes, plain_best, plain_median, plain_bytes, per_req(plain_scpu, stored * passes), per_req(plain_dcpu, stored * passes), plain_client, pull_target, verdict(plain_best >= pull_target)
     printf "| the same pull, parsing overlapped with the next page | %.0f / %.0f rows/s | %.1f + %.1f µs per row; client %.0f %% of a core | ≥ %d rows/s | %s |\n", over_best, over_median, per_req(over_scpu, stored * passes), per_req(over_dcpu, stored * passes), over_client, pull_target, verdict(over_best >= pull_target)
     printf "| the overlapped pull with `Accept-Encoding: gzip` | %.0f / %.0f rows/s, %.0f bytes per row (%.0f %% of plain) | %.1f + %.1f µs per row; client %.0f %% of a core | (reported) | |\n", gzip_best, gzip_median, gzip_bytes, gzip_bytes / plain_bytes * 100, per_req(gzip_scpu, stored * passes), per_req(gzip_dcpu, stored * passes), gzip_client
+    printf "| the overlapped pull parsed into a document tree (`serde_json::Value`, a generic client) | %.0f / %.0f rows/s | %.1f + %.1f µs per row; client %.0f %% of a core | (reported) | |\n", tree_best, tree_median, per_req(tree_scpu, stored * passes), per_req(tree_dcpu, stored * passes), tree_client
     printf "| server peak RSS over Save, lists and pulls (VmHWM) | %.1f MiB | | ≤ 64 MiB | %s |\n", rss_kb / 1024, verdict(rss_kb / 1024 <= 64)
     if ("save_big" in rps) printf "| server peak RSS at the end, after the load to %d rows | %.1f MiB (%.1f MiB now) | | | |\n", big, rss_end_kb / 1024, rss_now_kb / 1024
     for (k in bad) if (bad[k] > 0) printf "| errors in %s (non-2xx + socket) | %d | | 0 | FAIL |\n", k, bad[k]

@@ -84,7 +84,7 @@ struct Args {
     #[arg(long)]
     sqlite_db: Option<PathBuf>,
     /// SQLite: the server's `--sqlite-wal-limit-mib` (its default).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 1024)]
     wal_limit_mib: u64,
     /// PostgreSQL: a connection string for sampling `pg_stat_activity` (e.g. of database postgres).
     #[arg(long)]

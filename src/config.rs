@@ -203,7 +203,7 @@ pub struct LimitArgs {
     pub db_acquire_timeout: std::time::Duration,
 
     /// SQLite: the write-ahead log's size limit, in MiB (the writer empties it at half).
-    #[arg(long, env = "DISPATCHLOG_SQLITE_WAL_LIMIT_MIB", default_value_t = 256)]
+    #[arg(long, env = "DISPATCHLOG_SQLITE_WAL_LIMIT_MIB", default_value_t = 1024)]
     pub sqlite_wal_limit_mib: u64,
 }
 

@@ -359,9 +359,9 @@ pub struct StoreOptions {
     /// SQLite: the WAL file's size limit in bytes. The writer empties the WAL once it holds
     /// half of this, so the rest is room for the groups committed meanwhile. Each time it
     /// empties the log, Saves wait a few milliseconds (the last frames are copied and the
-    /// database file synced), so the larger the limit, the rarer that wait: at 256 MiB about
-    /// once a second under full-rate realistic Saves, against three to four times at 64 MiB
-    /// (`bench/README.md`).
+    /// database file synced), so the larger the limit, the rarer that wait: at 1 GiB about
+    /// once every two seconds under full-rate realistic Saves, against about twice a second at
+    /// 256 MiB and three to four times at 64 MiB (`bench/README.md`).
     pub wal_limit: u64,
 }
 
@@ -370,7 +370,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_read_connections: 16,
             acquire_timeout: std::time::Duration::from_secs(5),
-            wal_limit: 256 << 20,
+            wal_limit: 1024 << 20,
         }
     }
 }
