@@ -6,9 +6,10 @@
 //! row. By default into typed rows, as the platform's .NET clients read a page into their
 //! `JobDispatchLog` objects: GUIDs into UUIDs, date-times into instants, booleans, the
 //! sequence and the strings, a missing field an error. With `--tree` into a `serde_json`
-//! document tree instead, as a generic client does (every string and field name allocated). With `--gzip` it asks for compressed answers (`Accept-Encoding: gzip`) as a phone
-//! on mobile data does and inflates each page before parsing it; the bytes that crossed the
-//! wire are counted either way. One keep-alive HTTP/1.1 connection over a plain `TcpStream`.
+//! document tree instead, as a generic client does (every string and field name allocated).
+//! With `--gzip` it asks for compressed answers (`Accept-Encoding: gzip`) as a phone on mobile
+//! data does and inflates each page before parsing it; the bytes that crossed the wire are
+//! counted either way. One keep-alive HTTP/1.1 connection over a plain `TcpStream`.
 //!
 //! By default the client does one thing at a time: fetch a page, parse it, ask for the next.
 //! With `--overlap` it works as a sync client built for speed does: it reads the next cursor
